@@ -1,0 +1,49 @@
+import hmac
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from apikeys.models import ApiKey, hash_key
+from apikeys.services import ensure_bootstrap_key
+
+AUTH_REQUIRED = "Authentication required"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class BearerKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <key>`, nothing else.
+
+    Every failure raises the same error, and every request does the same single indexed
+    lookup (an absent or malformed header looks up an impossible hash), so neither the body
+    nor the timing tells a missing key from a revoked one. A database that is down raises
+    OperationalError here, which the error handler turns into 503.
+    """
+
+    def authenticate(self, request):
+        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 512:
+            token = ""
+        api_key = ApiKey.objects.filter(key_hash=hash_key(token)).first()
+        if api_key is None and token and settings.API_KEY:
+            if hmac.compare_digest(token.encode(), settings.API_KEY.encode()):
+                api_key = ensure_bootstrap_key(plaintext=token, owner_id=settings.API_KEY_OWNER_ID)
+        if api_key is None or api_key.is_revoked or not token:
+            raise exceptions.AuthenticationFailed(AUTH_REQUIRED)
+        self._touch(api_key)
+        request._request.api_key = api_key  # for the request log and rate-limit headers
+        return api_key, api_key
+
+    def authenticate_header(self, request):
+        return "Bearer"
+
+    @staticmethod
+    def _touch(api_key: ApiKey) -> None:
+        """Write last_used_at at most about once a minute per key, not on every request."""
+        now = timezone.now()
+        if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+            return
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now

@@ -1,0 +1,192 @@
+"""Per-key token bucket, shared by every worker process and host.
+
+Capacity is the key's rate limit per minute; the bucket refills continuously at
+limit/60 tokens a second; each request takes one token. The state lives in Redis (one
+Lua script per request, Redis clock) when REDIS_URL is set, otherwise in a database row
+updated by one atomic statement (database clock). Either way no read-modify-write race
+exists between workers.
+"""
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+from rest_framework.throttling import BaseThrottle
+
+from apikeys.models import ApiKey, RateLimitBucket
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BucketDecision:
+    allowed: bool
+    limit: int
+    tokens: float  # left after this request
+    now: float  # Unix seconds on the clock that holds the bucket
+
+    @property
+    def refill_per_second(self) -> float:
+        return self.limit / 60.0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, math.floor(self.tokens + 1e-9))
+
+    @property
+    def reset(self) -> int:
+        """Unix seconds at which the bucket is full again."""
+        missing = max(0.0, self.limit - self.tokens)
+        return math.ceil(self.now + missing / self.refill_per_second - 1e-9)
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until one token is available, at least 1."""
+        missing = max(0.0, 1.0 - self.tokens)
+        return max(1, math.ceil(missing / self.refill_per_second - 1e-9))
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+
+def take_token(*, tokens: float, updated_at: float, now: float, limit: int) -> tuple[bool, float]:
+    """Refill a bucket up to `limit` for the time elapsed, then try to take one token."""
+    elapsed = max(0.0, now - updated_at)
+    tokens = min(float(limit), tokens + elapsed * limit / 60.0)
+    if tokens >= 1.0:
+        return True, tokens - 1.0
+    return False, tokens
+
+
+# KEYS[1] bucket key; ARGV[1] capacity. Same arithmetic as take_token, on Redis time.
+_LUA_TAKE = """
+local capacity = tonumber(ARGV[1])
+local rate = capacity / 60.0
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = capacity
+  ts = now
+end
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(capacity, tokens + elapsed * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity / rate + 1) * 1000))
+return {allowed, tostring(tokens), tostring(now)}
+"""
+
+_redis_lock = threading.Lock()
+_redis_state: dict = {"url": None, "script": None, "last_warning": 0.0}
+
+
+def _redis_script():
+    url = settings.REDIS_URL
+    with _redis_lock:
+        if _redis_state["url"] != url:
+            import redis
+
+            client = redis.Redis.from_url(
+                url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
+            )
+            _redis_state.update(url=url, script=client.register_script(_LUA_TAKE))
+        return _redis_state["script"]
+
+
+def _take_redis(api_key: ApiKey) -> BucketDecision:
+    allowed, tokens, now = _redis_script()(
+        keys=[f"ratelimit:{api_key.pk}"], args=[api_key.rate_limit_per_minute]
+    )
+    return BucketDecision(
+        allowed=bool(allowed),
+        limit=api_key.rate_limit_per_minute,
+        tokens=float(tokens),
+        now=float(now),
+    )
+
+
+_SQL_NOW = {
+    "postgresql": "EXTRACT(EPOCH FROM clock_timestamp())::double precision",
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+}
+_SQL_LEAST_GREATEST = {"postgresql": ("LEAST", "GREATEST"), "sqlite": ("MIN", "MAX")}
+
+
+def _take_sql(vendor: str) -> str:
+    """The same arithmetic as take_token in one upsert; SET sees the row's old values."""
+    table = RateLimitBucket._meta.db_table
+    now = _SQL_NOW[vendor]
+    least, greatest = _SQL_LEAST_GREATEST[vendor]
+    refilled = (
+        f"{least}(%(cap)s, {table}.tokens"
+        f" + {greatest}(0, {now} - {table}.updated_at) * %(cap)s / 60.0)"
+    )
+    # A new key starts full: the inserted row already has its first token taken.
+    return (
+        f"INSERT INTO {table} (key_id, tokens, updated_at, allowed) "
+        f"VALUES (%(key)s, %(cap)s - 1, {now}, TRUE) "
+        f"ON CONFLICT (key_id) DO UPDATE SET "
+        f"tokens = CASE WHEN {refilled} >= 1 THEN {refilled} - 1 ELSE {refilled} END, "
+        f"allowed = ({refilled} >= 1), "
+        f"updated_at = {now} "
+        f"RETURNING allowed, tokens, updated_at"
+    )
+
+
+def _take_database(api_key: ApiKey) -> BucketDecision:
+    vendor = connection.vendor
+    key = api_key.pk if vendor == "postgresql" else api_key.pk.hex
+    with connection.cursor() as cursor:
+        cursor.execute(_take_sql(vendor), {"key": key, "cap": api_key.rate_limit_per_minute})
+        allowed, tokens, now = cursor.fetchone()
+    return BucketDecision(
+        allowed=bool(allowed), limit=api_key.rate_limit_per_minute, tokens=tokens, now=now
+    )
+
+
+def take(api_key: ApiKey) -> BucketDecision:
+    """Take one token for api_key from the shared bucket."""
+    if settings.REDIS_URL:
+        try:
+            return _take_redis(api_key)
+        except Exception as exc:  # any Redis failure falls back, never a 500
+            now = time.monotonic()
+            if now - _redis_state["last_warning"] >= 60:
+                _redis_state["last_warning"] = now
+                logger.warning(
+                    "redis rate-limit backend unavailable, using database buckets: %s",
+                    type(exc).__name__,
+                )
+    return _take_database(api_key)
+
+
+class TokenBucketThrottle(BaseThrottle):
+    """DRF throttle; the decision is kept on the request so headers go on every response."""
+
+    def allow_request(self, request, view):
+        api_key = request.auth
+        if not isinstance(api_key, ApiKey):
+            return True
+        decision = take(api_key)
+        request._request.ratelimit = decision
+        self.decision = decision
+        return decision.allowed
+
+    def wait(self):
+        return self.decision.retry_after

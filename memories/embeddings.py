@@ -1,0 +1,89 @@
+"""Optional semantic re-ranking (OPENAI_EMBEDDING_MODEL): vectors are computed at write
+time through the OpenAI-compatible embeddings API and stored encrypted, without the text.
+Any failure of the embeddings service degrades to lexical ranking, never to an error."""
+
+import logging
+import math
+
+from django.conf import settings
+
+from memories.models import Memory, MemoryEmbedding
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 5.0
+
+
+def _client():
+    import openai
+
+    return openai.OpenAI(
+        api_key=settings.OPENAI_API_KEY or "not-configured",
+        base_url=settings.OPENAI_BASE_URL,
+        timeout=TIMEOUT_SECONDS,
+        max_retries=0,
+    )
+
+
+def embed_texts(texts: list[str]) -> list[list[float]] | None:
+    """Vectors for texts, or None when the embeddings service fails."""
+    try:
+        response = _client().embeddings.create(model=settings.OPENAI_EMBEDDING_MODEL, input=texts)
+        vectors = [list(map(float, item.embedding)) for item in response.data]
+    except Exception as exc:
+        logger.warning("embeddings unavailable, lexical ranking only: %s", type(exc).__name__)
+        return None
+    if len(vectors) != len(texts) or not all(vectors):
+        logger.warning("embeddings service returned an unexpected shape")
+        return None
+    return vectors
+
+
+def store_embedding(memory: Memory) -> None:
+    """Compute and store the memory's vector when embeddings are configured."""
+    if not settings.OPENAI_EMBEDDING_MODEL or memory.is_deleted:
+        return
+    vectors = embed_texts([memory.content])
+    if vectors is None:
+        return
+    MemoryEmbedding.objects.update_or_create(
+        memory=memory,
+        defaults={
+            "owner_id": memory.owner_id,
+            "user_id": memory.user_id,
+            "model": settings.OPENAI_EMBEDDING_MODEL,
+            "vector": vectors[0],
+        },
+    )
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    if len(a) != len(b):
+        return 0.0
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def rerank(candidates, *, owner_id: str, user_id: str, query: str) -> None:
+    """Blend each candidate's score with the cosine similarity of its stored vector to the
+    query's (half and half). Candidates without a vector keep their lexical score."""
+    if not candidates:
+        return
+    vectors = embed_texts([query])
+    if vectors is None:
+        return
+    query_vector = vectors[0]
+    stored = dict(
+        MemoryEmbedding.objects.filter(
+            owner_id=owner_id,
+            user_id=user_id,
+            model=settings.OPENAI_EMBEDDING_MODEL,
+            memory_id__in=[c.memory_id for c in candidates],
+        ).values_list("memory_id", "vector")
+    )
+    for candidate in candidates:
+        vector = stored.get(candidate.memory_id)
+        if vector is not None:
+            similarity = max(0.0, cosine(query_vector, vector))
+            candidate.score = 0.5 * candidate.score + 0.5 * similarity

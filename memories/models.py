@@ -1,0 +1,205 @@
+import uuid
+from datetime import datetime
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from memories.crypto import decrypt_json, decrypt_text, encrypt_json, encrypt_text
+
+MAX_CONTENT_CHARS = 10_000
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
+
+
+class MemoryType(models.TextChoices):
+    FACT = "fact"
+    PREFERENCE = "preference"
+    EVENT = "event"
+    SYSTEM = "system"
+
+
+class IngestionMode(models.TextChoices):
+    EXPLICIT = "explicit"
+    RULES = "rules"
+
+
+class EncryptedTextField(models.TextField):
+    """Text stored as a Fernet token; decrypted only when a row is loaded."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else decrypt_text(value)
+
+    def get_prep_value(self, value):
+        return None if value is None else encrypt_text(value)
+
+
+class EncryptedJSONField(models.TextField):
+    """Any JSON value stored as a Fernet token of its compact serialisation; NULL is None."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else decrypt_json(value)
+
+    def get_prep_value(self, value):
+        return None if value is None else encrypt_json(value)
+
+    def to_python(self, value):
+        return value
+
+
+class MemoryQuerySet(models.QuerySet):
+    def for_owner(self, owner_id: str):
+        return self.filter(owner_id=owner_id)
+
+    def live(self, at: datetime | None = None):
+        """Neither soft-deleted nor expired."""
+        at = at or timezone.now()
+        return self.filter(is_deleted=False).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+        )
+
+
+class Memory(models.Model):
+    """Memory Contract v1. content, value and metadata are encrypted at rest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner_id = models.CharField(max_length=255, editable=False)
+    user_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=16, choices=MemoryType.choices)
+    content = EncryptedTextField()
+    content_chars = models.PositiveIntegerField(
+        editable=False, help_text="Length of the plaintext content, checked by the database."
+    )
+    confidence = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    key = models.CharField(max_length=255, null=True, blank=True)
+    value = EncryptedJSONField(null=True, blank=True)
+    importance = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    metadata = EncryptedJSONField(default=dict, blank=True)
+    ttl_seconds = models.PositiveBigIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_TTL_SECONDS)]
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ingestion_mode = models.CharField(
+        max_length=16, choices=IngestionMode.choices, default=IngestionMode.EXPLICIT
+    )
+    is_deleted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # Blind index bookkeeping: document length for BM25 and the normalisation version.
+    term_count = models.PositiveIntegerField(default=0, editable=False)
+    index_version = models.PositiveSmallIntegerField(default=0, editable=False)
+
+    objects = MemoryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "memories"
+        indexes = [
+            # Listing and stats: newest first within one owner and user.
+            models.Index(
+                F("owner_id"),
+                F("user_id"),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="memory_owner_user_newest",
+            ),
+            models.Index(
+                fields=["owner_id", "user_id", "key"],
+                name="memory_owner_user_key",
+                condition=Q(is_deleted=False),
+            ),
+            # Context fallback: most important, then newest.
+            models.Index(
+                F("owner_id"),
+                F("user_id"),
+                F("importance").desc(nulls_last=True),
+                F("created_at").desc(),
+                name="memory_owner_user_importance",
+                condition=Q(is_deleted=False),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(type__in=MemoryType.values), name="memory_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0, confidence__lte=1),
+                name="memory_confidence_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(importance__isnull=True) | Q(importance__gte=1, importance__lte=5),
+                name="memory_importance_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(ingestion_mode__in=IngestionMode.values),
+                name="memory_ingestion_mode_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(content_chars__gte=1, content_chars__lte=MAX_CONTENT_CHARS),
+                name="memory_content_length",
+            ),
+            models.CheckConstraint(
+                condition=Q(ttl_seconds__isnull=True)
+                | Q(ttl_seconds__gte=1, ttl_seconds__lte=MAX_TTL_SECONDS),
+                name="memory_ttl_positive",
+            ),
+            models.CheckConstraint(condition=~Q(user_id=""), name="memory_user_id_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} memory {self.id}"
+
+    def save(self, *args, **kwargs):
+        self.content_chars = len(self.content.strip()) and len(self.content)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "content" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "content_chars"}
+        super().save(*args, **kwargs)
+
+    def is_expired(self, at: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (at or timezone.now())
+
+    def searchable_text(self) -> str:
+        """What the blind index sees: content, key words, a string value, the type."""
+        parts = [self.content, self.type]
+        if self.key:
+            parts.append(self.key.replace("_", " ").replace("-", " ").replace(".", " "))
+        if isinstance(self.value, str):
+            parts.append(self.value)
+        return "\n".join(parts)
+
+
+class MemoryTerm(models.Model):
+    """Blind keyword index: one row per (memory, term). The term is a keyed hash scoped
+    to owner and user, so equal words match only inside one owner's user."""
+
+    id = models.BigAutoField(primary_key=True)
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="terms")
+    owner_id = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=255)
+    term = models.BigIntegerField()
+    tf = models.PositiveSmallIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner_id", "user_id", "term"], name="memoryterm_lookup"),
+        ]
+
+
+class MemoryEmbedding(models.Model):
+    """Encrypted embedding vector of one memory, for optional semantic re-ranking."""
+
+    memory = models.OneToOneField(
+        Memory, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
+    )
+    owner_id = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=255)
+    model = models.CharField(max_length=255)
+    vector = EncryptedJSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner_id", "user_id"], name="memoryembedding_scope")]

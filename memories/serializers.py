@@ -1,0 +1,377 @@
+import json
+import math
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from memories.models import MAX_CONTENT_CHARS, MAX_TTL_SECONDS, IngestionMode, Memory, MemoryType
+from memories.rules import parse_rule
+
+MAX_METADATA_BYTES = 5 * 1024
+MAX_METADATA_DEPTH = 5  # the top-level object is level 1
+INGESTION_MODE_ERROR = "Invalid ingestion_mode. Must be one of: explicit, rules"
+# expires_at and created_at + ttl_seconds may differ by rounding, not more.
+TTL_TOLERANCE = timedelta(seconds=1)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def check_json(value, path: str = "") -> None:
+    """Refuse what cannot round-trip through JSON and UTF-8: lone surrogates, NUL in
+    strings, non-finite numbers."""
+    if isinstance(value, str):
+        if has_lone_surrogate(value) or "\x00" in value:
+            raise serializers.ValidationError(
+                f"Strings{path} must be valid Unicode without NUL characters."
+            )
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise serializers.ValidationError(f"Numbers{path} must be finite.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_json(key, path)
+            check_json(item, path)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, path)
+
+
+def json_depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    return 0
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only (no numbers turned into text), valid Unicode, no NUL."""
+
+    default_error_messages = {
+        "invalid": "Must be a string.",
+        "surrogate": "Must be valid Unicode text (no lone surrogates).",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if has_lone_surrogate(data):
+            self.fail("surrogate")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number only: no strings, no booleans, finite."""
+
+    default_error_messages = {"invalid": "Must be a finite number."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        try:
+            value = float(data)
+        except OverflowError:
+            self.fail("invalid")
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return super().to_internal_value(value)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only (3.0 accepted): no strings, no booleans."""
+
+    default_error_messages = {"invalid": "Must be an integer."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        if isinstance(data, float):
+            if not math.isfinite(data) or not data.is_integer():
+                self.fail("invalid")
+            data = int(data)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.ANY)
+class AnyJSONField(serializers.JSONField):
+    def to_internal_value(self, data):
+        check_json(data)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "At most 5,120 bytes as compact UTF-8 JSON, at most 5 levels deep "
+        "(the object itself is level 1).",
+    }
+)
+class MetadataField(serializers.JSONField):
+    def to_internal_value(self, data):
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        check_json(data)
+        if json_depth(data) > MAX_METADATA_DEPTH:
+            raise serializers.ValidationError(
+                f"Must be at most {MAX_METADATA_DEPTH} levels deep (the object is level 1)."
+            )
+        size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        if size > MAX_METADATA_BYTES:
+            raise serializers.ValidationError(
+                f"Must be at most {MAX_METADATA_BYTES} bytes as compact JSON (got {size})."
+            )
+        return data
+
+
+class MemorySerializer(serializers.ModelSerializer):
+    """Memory Contract v1, for create (POST) and change (PATCH, partial)."""
+
+    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    type = serializers.ChoiceField(
+        choices=MemoryType.choices,
+        required=False,
+        help_text="fact, preference, event or system. Required on create (or `memory_type`).",
+    )
+    memory_type = serializers.ChoiceField(
+        choices=MemoryType.choices,
+        write_only=True,
+        required=False,
+        help_text="Older name for `type`; giving both with different values is a 400.",
+    )
+    content = StrictCharField(
+        max_length=MAX_CONTENT_CHARS,
+        trim_whitespace=False,
+        help_text="1 to 10,000 characters, not only whitespace. In rules mode, content that "
+        "follows `TYPE:KEY=VALUE` (e.g. `preference:theme=dark`) sets `key` and `value`; "
+        "other content is stored as written with nothing derived.",
+    )
+    confidence = StrictFloatField(min_value=0.0, max_value=1.0, required=False)
+    key = StrictCharField(max_length=255, allow_null=True, required=False, trim_whitespace=False)
+    value = AnyJSONField(
+        allow_null=True, required=False, help_text="Any JSON value (string, number, ...)."
+    )
+    importance = StrictIntegerField(min_value=1, max_value=5, allow_null=True, required=False)
+    metadata = MetadataField(required=False)
+    ttl_seconds = StrictIntegerField(
+        min_value=1,
+        max_value=MAX_TTL_SECONDS,
+        allow_null=True,
+        required=False,
+        help_text="Seconds to live; sets `expires_at = created_at + ttl_seconds`.",
+    )
+    expires_at = serializers.DateTimeField(
+        allow_null=True,
+        required=False,
+        help_text="When the memory stops being returned; set directly or through ttl_seconds.",
+    )
+    ingestion_mode = serializers.ChoiceField(
+        choices=IngestionMode.choices,
+        required=False,
+        error_messages={"invalid_choice": INGESTION_MODE_ERROR},
+    )
+
+    class Meta:
+        model = Memory
+        fields = [
+            "id",
+            "owner_id",
+            "user_id",
+            "type",
+            "memory_type",
+            "content",
+            "confidence",
+            "key",
+            "value",
+            "importance",
+            "metadata",
+            "ttl_seconds",
+            "expires_at",
+            "ingestion_mode",
+            "is_deleted",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "owner_id", "is_deleted", "created_at", "updated_at"]
+
+    def validate_content(self, content: str) -> str:
+        if not content.strip():
+            raise serializers.ValidationError("Must not be empty or only whitespace.")
+        return content
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["The request body must be a JSON object."]}
+            )
+        if self.instance is not None:
+            # user_id and owner_id never change; anything unknown is ignored.
+            data = {k: v for k, v in data.items() if k != "user_id"}
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        alias = attrs.pop("memory_type", None)
+        if alias is not None:
+            if "type" in attrs and attrs["type"] != alias:
+                raise serializers.ValidationError(
+                    {"memory_type": ["Differs from type; send one of them."]}
+                )
+            attrs["type"] = alias
+        if self.instance is None and "type" not in attrs:
+            raise serializers.ValidationError({"type": ["This field is required."]})
+        self._apply_rules(attrs)
+        self._apply_ttl(attrs)
+        return attrs
+
+    def _current(self, attrs, name):
+        if name in attrs:
+            return attrs[name]
+        return getattr(self.instance, name) if self.instance is not None else None
+
+    def _apply_rules(self, attrs) -> None:
+        mode = self._current(attrs, "ingestion_mode") or IngestionMode.EXPLICIT
+        if mode != IngestionMode.RULES or (
+            "content" not in attrs and "ingestion_mode" not in attrs
+        ):
+            return
+        rule = parse_rule(self._current(attrs, "content"))
+        if rule is None:
+            return
+        memory_type = self._current(attrs, "type")
+        if rule.type != memory_type:
+            raise serializers.ValidationError(
+                {
+                    "content": [
+                        f"Rule type '{rule.type}' in content does not match type '{memory_type}'."
+                    ]
+                }
+            )
+        for name, derived in (("key", rule.key), ("value", rule.value)):
+            if name in attrs and attrs[name] is not None and attrs[name] != derived:
+                raise serializers.ValidationError(
+                    {name: [f"Conflicts with the {name} the rule in content sets."]}
+                )
+        attrs["key"], attrs["value"] = rule.key, rule.value
+
+    def _apply_ttl(self, attrs) -> None:
+        if "ttl_seconds" not in attrs:
+            if "expires_at" in attrs:
+                attrs["ttl_seconds"] = None  # a direct expiry replaces an earlier TTL
+            return
+        ttl = attrs["ttl_seconds"]
+        if ttl is None:
+            attrs.setdefault("expires_at", None)
+            return
+        created_at = self.instance.created_at if self.instance else self.context["now"]
+        try:
+            computed = created_at + timedelta(seconds=ttl)
+        except OverflowError:
+            raise serializers.ValidationError({"ttl_seconds": ["Too large."]}) from None
+        given = attrs.get("expires_at")
+        if given is not None and abs(given - computed) > TTL_TOLERANCE:
+            raise serializers.ValidationError(
+                {"expires_at": ["Disagrees with created_at + ttl_seconds; send one of them."]}
+            )
+        attrs["expires_at"] = computed
+
+
+class MemoryListQuerySerializer(serializers.Serializer):
+    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+    type = serializers.ChoiceField(choices=MemoryType.choices, required=False)
+    key = StrictCharField(max_length=255, required=False, trim_whitespace=False)
+    min_importance = serializers.IntegerField(min_value=1, max_value=5, required=False)
+    cursor = serializers.CharField(
+        required=False, max_length=200, help_text='From the `Link: rel="next"` header.'
+    )
+
+
+class UserQuerySerializer(serializers.Serializer):
+    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+
+
+class OptionalUserQuerySerializer(serializers.Serializer):
+    user_id = StrictCharField(max_length=255, required=False, trim_whitespace=False)
+
+
+class MemoryStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Live memories: neither soft-deleted nor expired.")
+    deleted = serializers.IntegerField(help_text="Soft-deleted memories.")
+    expired = serializers.IntegerField(help_text="Expired memories that are not soft-deleted.")
+    by_type = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Live memories per type (all four types)."
+    )
+    by_importance = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Live memories per importance '1'..'5' (memories without importance are "
+        "not counted here).",
+    )
+    oldest = serializers.DateTimeField(
+        allow_null=True, help_text="created_at of the oldest live memory."
+    )
+    newest = serializers.DateTimeField(
+        allow_null=True, help_text="created_at of the newest live memory."
+    )
+
+
+def now_context() -> dict:
+    return {"now": timezone.now()}
+
+
+class ContextRequestSerializer(serializers.Serializer):
+    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    query = StrictCharField(
+        max_length=MAX_CONTENT_CHARS,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        help_text="The current message. Empty: the most important, then newest, memories.",
+    )
+    limit = StrictIntegerField(min_value=1, max_value=50, default=5)
+    types = serializers.ListField(
+        child=serializers.ChoiceField(choices=MemoryType.choices),
+        required=False,
+        allow_empty=False,
+        max_length=4,
+        help_text="Only these memory types.",
+    )
+    min_importance = StrictIntegerField(min_value=1, max_value=5, required=False)
+    max_chars = StrictIntegerField(
+        min_value=1,
+        max_value=100_000,
+        default=2000,
+        help_text="Character budget for context_summary.",
+    )
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["The request body must be a JSON object."]}
+            )
+        return super().to_internal_value(data)
+
+
+class ContextMemorySerializer(MemorySerializer):
+    memory_type = serializers.CharField(source="type", read_only=True)
+    relevance_score = serializers.FloatField(
+        read_only=True,
+        help_text="0 to 1, higher is more relevant: mostly BM25 match with the query "
+        "(normalised to the best match), plus importance and recency.",
+    )
+
+    class Meta(MemorySerializer.Meta):
+        fields = [*MemorySerializer.Meta.fields, "relevance_score"]
+
+
+class ContextResponseSerializer(serializers.Serializer):
+    memories = ContextMemorySerializer(many=True, help_text="Best first.")
+    context_summary = serializers.CharField(
+        help_text="One line per memory, most relevant first, within max_chars."
+    )

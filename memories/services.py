@@ -1,0 +1,181 @@
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+from rest_framework import serializers
+
+from apikeys.models import AuditEvent
+from apikeys.services import record_event
+from memories import crypto, embeddings, text
+from memories.models import Memory, MemoryEmbedding, MemoryTerm, MemoryType
+
+INDEXED_FIELDS = {"content", "type", "key", "value"}
+
+
+def _term_hash(key: bytes, owner_id: str, user_id: str, stem: str) -> int:
+    # Owner and user are part of the message: equal words hash differently elsewhere.
+    message = "\x1f".join((owner_id, user_id, stem)).encode("utf-8")
+    return crypto.keyed_hash64(key, message)
+
+
+def hash_terms(*, owner_id: str, user_id: str, stems, all_keys: bool = False) -> dict[int, str]:
+    """Keyed hash -> stem. Writes use the primary key; queries every key, so rows indexed
+    before a key rotation still match until reindexed."""
+    keys = crypto.index_keys() if all_keys else crypto.index_keys()[:1]
+    return {_term_hash(k, owner_id, user_id, s): s for k in keys for s in stems}
+
+
+def _prepare_index(memory: Memory) -> list[MemoryTerm]:
+    """Set the memory's index bookkeeping and return its (unsaved) term rows."""
+    counts = text.index_terms(memory.searchable_text())
+    memory.term_count, memory.index_version = sum(counts.values()), text.INDEX_VERSION
+    primary = crypto.index_keys()[0]
+    return [
+        MemoryTerm(
+            memory=memory,
+            owner_id=memory.owner_id,
+            user_id=memory.user_id,
+            term=_term_hash(primary, memory.owner_id, memory.user_id, stem),
+            tf=min(tf, 32767),
+        )
+        for stem, tf in counts.items()
+    ]
+
+
+def reindex_memory(*, memory: Memory) -> None:
+    """Rebuild one memory's index rows (after a normalisation change or key rotation)."""
+    with transaction.atomic():
+        MemoryTerm.objects.filter(memory=memory).delete()
+        if memory.is_deleted:
+            return
+        rows = _prepare_index(memory)
+        memory.save(update_fields=["term_count", "index_version"])
+        MemoryTerm.objects.bulk_create(rows)
+
+
+def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> Memory:
+    """Store one validated memory and its index rows in one transaction."""
+    now = now or timezone.now()
+    memory = Memory(owner_id=owner_id, created_at=now, updated_at=now, **data)
+    rows = _prepare_index(memory)
+    with transaction.atomic():
+        memory.save(force_insert=True)
+        MemoryTerm.objects.bulk_create(rows)
+    embeddings.store_embedding(memory)
+    return memory
+
+
+def update_memory(*, memory: Memory, data: dict) -> Memory:
+    """Apply validated changes; the index follows when searchable fields change."""
+    for name, value in data.items():
+        setattr(memory, name, value)
+    memory.updated_at = timezone.now()
+    changed = {*data, "updated_at"}
+    reindex = bool(changed & INDEXED_FIELDS)
+    rows = _prepare_index(memory) if reindex else []
+    if reindex:
+        changed |= {"term_count", "index_version"}
+    with transaction.atomic():
+        memory.save(update_fields=changed)
+        if reindex:
+            MemoryTerm.objects.filter(memory=memory).delete()
+            MemoryTerm.objects.bulk_create(rows)
+            MemoryEmbedding.objects.filter(memory=memory).delete()
+    if reindex:
+        embeddings.store_embedding(memory)
+    return memory
+
+
+def soft_delete_memory(*, memory: Memory) -> Memory:
+    """Mark deleted (final in v1) and drop its index rows: deleted memories never match."""
+    memory.is_deleted = True
+    memory.updated_at = timezone.now()
+    with transaction.atomic():
+        memory.save(update_fields=["is_deleted", "updated_at"])
+        MemoryTerm.objects.filter(memory=memory).delete()
+        MemoryEmbedding.objects.filter(memory=memory).delete()
+    return memory
+
+
+def hard_delete_memory(*, memory: Memory, actor: str) -> None:
+    """Remove the row and everything derived from it; audited without content."""
+    with transaction.atomic():
+        memory_id = str(memory.pk)
+        memory.delete()  # index rows and embedding cascade
+        record_event(
+            event=AuditEvent.Event.MEMORY_HARD_DELETED,
+            owner_id=memory.owner_id,
+            actor=actor,
+            target=memory_id,
+        )
+
+
+def memory_stats(*, owner_id: str, user_id: str) -> dict:
+    """Counts for one user: live total, soft-deleted, expired; breakdowns of the live ones."""
+    now = timezone.now()
+    rows = Memory.objects.filter(owner_id=owner_id, user_id=user_id)
+    expired = Q(expires_at__isnull=False, expires_at__lte=now)
+    live_filter = Q(is_deleted=False) & ~expired
+    totals = rows.aggregate(
+        total=Count("pk", filter=live_filter),
+        deleted=Count("pk", filter=Q(is_deleted=True)),
+        expired=Count("pk", filter=Q(is_deleted=False) & expired),
+        oldest=Min("created_at", filter=live_filter),
+        newest=Max("created_at", filter=live_filter),
+    )
+    live = rows.filter(live_filter)
+    by_type = dict.fromkeys(MemoryType.values, 0)
+    by_type.update(live.values_list("type").annotate(n=Count("pk")).order_by())
+    by_importance = {str(level): 0 for level in range(1, 6)}
+    for importance, n in (
+        live.filter(importance__isnull=False)
+        .values_list("importance")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        by_importance[str(importance)] = n
+    return {**totals, "by_type": by_type, "by_importance": by_importance}
+
+
+def encode_cursor(memory: Memory) -> str:
+    raw = json.dumps([memory.created_at.isoformat(), str(memory.pk)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, memory_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed, uuid.UUID(memory_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        raise serializers.ValidationError({"cursor": ["Invalid cursor."]}) from None
+
+
+def list_memories(
+    *, owner_id: str, user_id: str, limit: int, cursor: str | None = None, **filters
+) -> tuple[list[Memory], Memory | None]:
+    """One page of live memories, newest first, and the last row if a next page exists."""
+    rows = Memory.objects.for_owner(owner_id).live().filter(user_id=user_id)
+    if filters.get("type"):
+        rows = rows.filter(type=filters["type"])
+    if filters.get("key") is not None:
+        rows = rows.filter(key=filters["key"])
+    if filters.get("min_importance") is not None:
+        rows = rows.filter(importance__gte=filters["min_importance"])
+    if cursor:
+        created_at, memory_id = decode_cursor(cursor)
+        rows = rows.filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=memory_id)
+        )
+    page = list(rows.order_by("-created_at", "-pk")[: limit + 1])
+    if len(page) > limit:
+        return page[:limit], page[limit - 1]
+    return page, None

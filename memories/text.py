@@ -1,0 +1,90 @@
+"""Text normalisation for the blind term index: fold, tokenise, drop stop words, stem.
+
+INDEX_VERSION must change whenever the output of `index_terms` for the same text changes;
+`manage.py reindex_memories` then rebuilds rows written by an older version.
+"""
+
+import functools
+import re
+import unicodedata
+from collections import Counter
+
+import snowballstemmer
+
+from memories.lexicon import RELATED_GROUPS
+
+INDEX_VERSION = 1
+
+# The usual English stop-word list (as in NLTK), plus contraction remnants.
+STOP_WORDS = frozenset(
+    """
+    a about above after again against ain all am an and any are aren arent as at be because
+    been before being below between both but by can couldn couldnt d did didn didnt do does
+    doesn doesnt doing don dont down during each few for from further had hadn hadnt has
+    hasn hasnt have haven havent having he her here hers herself him himself his how i if in
+    into is isn isnt it its itself just ll m ma me mightn mightnt more most mustn mustnt my
+    myself needn neednt no nor not now o of off on once only or other our ours ourselves out
+    over own re s same shan shant she shes should shouldn shouldnt shouldve so some such t
+    than that thatll the their theirs them themselves then there these they this those
+    through to too under until up ve very was wasn wasnt we were weren werent what when where
+    which while who whom why will with won wont wouldn wouldnt y you youd youll your youre
+    yours yourself yourselves youve im ive id
+    """.split()
+)
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_APOSTROPHES = re.compile(r"['\u2019\u02bc]")
+_POSSESSIVE = re.compile(r"['\u2019\u02bc]s\b")
+
+# Weight of a related word relative to the word the query actually used.
+RELATED_WEIGHT = 0.35
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    return snowballstemmer.stemmer("english")
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents: 'Café' and 'cafe' index the same."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def tokens(text: str) -> list[str]:
+    """Folded words without stop words (not stemmed)."""
+    text = _APOSTROPHES.sub("", _POSSESSIVE.sub("", fold(text)))
+    return [w for w in _WORD.findall(text) if w not in STOP_WORDS]
+
+
+def stems(text: str) -> list[str]:
+    words = tokens(text)
+    return _stemmer().stemWords(words) if words else []
+
+
+def index_terms(text: str) -> Counter:
+    """Stem -> term frequency for a memory's searchable text."""
+    return Counter(stems(text))
+
+
+@functools.lru_cache(maxsize=1)
+def _related() -> dict[str, frozenset[str]]:
+    stemmer = _stemmer()
+    related: dict[str, set[str]] = {}
+    for group in RELATED_GROUPS:
+        group_stems = {s for s in stemmer.stemWords([fold(w) for w in group]) if s}
+        for stem in group_stems:
+            related.setdefault(stem, set()).update(group_stems - {stem})
+    return {stem: frozenset(others) for stem, others in related.items()}
+
+
+def query_terms(text: str) -> dict[str, float]:
+    """Stem -> weight for a query: its own stems at 1, related stems at RELATED_WEIGHT."""
+    own = set(stems(text))
+    weights = dict.fromkeys(own, 1.0)
+    related = _related()
+    for stem in own:
+        for other in related.get(stem, ()):
+            if other not in own:
+                weights[other] = RELATED_WEIGHT
+    return weights

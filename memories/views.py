@@ -1,0 +1,199 @@
+import uuid
+
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from memories import services
+from memories.models import Memory
+from memories.retrieval import build_summary, retrieve_context
+from memories.serializers import (
+    ContextMemorySerializer,
+    ContextRequestSerializer,
+    ContextResponseSerializer,
+    MemoryListQuerySerializer,
+    MemorySerializer,
+    MemoryStatsSerializer,
+    OptionalUserQuerySerializer,
+    UserQuerySerializer,
+    now_context,
+)
+from memoryproject.schema import error_responses
+
+TAGS = ["memories"]
+
+
+def get_live_memory(request, memory_id: str, user_id: str | None = None) -> Memory:
+    """The caller's live memory, or 404 exactly like a memory that never existed."""
+    try:
+        parsed = uuid.UUID(memory_id)
+    except ValueError:
+        raise NotFound() from None
+    rows = Memory.objects.for_owner(request.auth.owner_id).live().filter(pk=parsed)
+    if user_id is not None:
+        rows = rows.filter(user_id=user_id)
+    memory = rows.first()
+    if memory is None:
+        raise NotFound()
+    return memory
+
+
+def query_params(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.query_params.dict())
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class MemoryCollectionView(APIView):
+    @extend_schema(
+        summary="Create a memory",
+        tags=TAGS,
+        request=MemorySerializer,
+        responses={200: MemorySerializer, **error_responses(400, 413)},
+    )
+    def post(self, request):
+        serializer = MemorySerializer(data=request.data, context=now_context())
+        serializer.is_valid(raise_exception=True)
+        memory = services.create_memory(
+            owner_id=request.auth.owner_id,
+            data=serializer.validated_data,
+            now=serializer.context["now"],
+        )
+        return Response(MemorySerializer(memory).data)
+
+    @extend_schema(
+        summary="List a user's live memories, newest first",
+        description="A bare JSON array. When more rows exist, the `Link` header holds the "
+        'next page\'s URL (`rel="next"`) and `X-Next-Cursor` its cursor.',
+        tags=TAGS,
+        parameters=[MemoryListQuerySerializer],
+        responses={
+            200: OpenApiResponse(MemorySerializer(many=True), description="Live memories."),
+            **error_responses(400),
+        },
+    )
+    def get(self, request):
+        params = query_params(MemoryListQuerySerializer, request)
+        page, last = services.list_memories(owner_id=request.auth.owner_id, **params)
+        response = Response(MemorySerializer(page, many=True).data)
+        if last is not None:
+            cursor = services.encode_cursor(last)
+            query = request.query_params.copy()
+            query["cursor"] = cursor
+            url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+            response["Link"] = f'<{url}>; rel="next"'
+            response["X-Next-Cursor"] = cursor
+        return response
+
+
+MEMORY_ID = OpenApiParameter("memory_id", str, OpenApiParameter.PATH, description="Memory UUID")
+
+
+class MemoryDetailView(APIView):
+    @extend_schema(
+        summary="Get one live memory",
+        tags=TAGS,
+        parameters=[MEMORY_ID],
+        responses={200: MemorySerializer, **error_responses(404)},
+    )
+    def get(self, request, memory_id):
+        return Response(MemorySerializer(get_live_memory(request, memory_id)).data)
+
+    @extend_schema(
+        summary="Change fields of a live memory",
+        description="Same validation as create; `updated_at` moves; `user_id` cannot change. "
+        "Changing `ttl_seconds` recomputes `expires_at` from `created_at`.",
+        tags=TAGS,
+        parameters=[MEMORY_ID],
+        request=MemorySerializer,
+        responses={200: MemorySerializer, **error_responses(400, 404, 413)},
+    )
+    def patch(self, request, memory_id):
+        memory = get_live_memory(request, memory_id)
+        serializer = MemorySerializer(memory, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        memory = services.update_memory(memory=memory, data=serializer.validated_data)
+        return Response(MemorySerializer(memory).data)
+
+    @extend_schema(
+        summary="Delete a memory for good (any state)",
+        tags=TAGS,
+        parameters=[MEMORY_ID],
+        responses={
+            200: inline_serializer(
+                "HardDeleted",
+                {"id": serializers.UUIDField(), "deleted": serializers.BooleanField()},
+            ),
+            **error_responses(404),
+        },
+    )
+    def delete(self, request, memory_id):
+        try:
+            parsed = uuid.UUID(memory_id)
+        except ValueError:
+            raise NotFound() from None
+        memory = Memory.objects.for_owner(request.auth.owner_id).filter(pk=parsed).first()
+        if memory is None:
+            raise NotFound()
+        services.hard_delete_memory(memory=memory, actor=str(request.auth.pk))
+        return Response({"id": str(parsed), "deleted": True})
+
+
+class MemorySoftDeleteView(APIView):
+    @extend_schema(
+        summary="Soft-delete a live memory (final in v1)",
+        description="Sets `is_deleted` and moves `updated_at`; the row stays for audit. "
+        "With `user_id`, a memory of another user is a 404.",
+        tags=TAGS,
+        parameters=[MEMORY_ID, OptionalUserQuerySerializer],
+        responses={200: MemorySerializer, **error_responses(400, 404)},
+    )
+    def delete(self, request, memory_id):
+        params = query_params(OptionalUserQuerySerializer, request)
+        memory = get_live_memory(request, memory_id, user_id=params.get("user_id"))
+        memory = services.soft_delete_memory(memory=memory)
+        return Response(MemorySerializer(memory).data)
+
+
+class MemoryStatsView(APIView):
+    @extend_schema(
+        summary="Memory counts for one user",
+        tags=TAGS,
+        parameters=[UserQuerySerializer],
+        responses={200: MemoryStatsSerializer, **error_responses(400)},
+    )
+    def get(self, request):
+        params = query_params(UserQuerySerializer, request)
+        stats = services.memory_stats(owner_id=request.auth.owner_id, user_id=params["user_id"])
+        return Response(MemoryStatsSerializer(stats).data)
+
+
+class MemoryContextView(APIView):
+    @extend_schema(
+        summary="The memories that matter for the current message",
+        description="Ranks the user's live memories against `query` on an encrypted "
+        "keyword index (BM25 with related words), blended with importance and recency; "
+        "queries that match nothing fall back to importance, then recency.",
+        tags=TAGS,
+        request=ContextRequestSerializer,
+        responses={200: ContextResponseSerializer, **error_responses(400, 413)},
+    )
+    def post(self, request):
+        serializer = ContextRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        params = dict(serializer.validated_data)
+        max_chars = params.pop("max_chars")
+        memories = retrieve_context(owner_id=request.auth.owner_id, **params)
+        return Response(
+            {
+                "memories": ContextMemorySerializer(memories, many=True).data,
+                "context_summary": build_summary(memories, max_chars),
+            }
+        )

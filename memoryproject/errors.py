@@ -1,0 +1,89 @@
+"""One place that turns every failure into a JSON error body."""
+
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler
+
+from apikeys.authentication import AUTH_REQUIRED
+
+logger = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = "Database unavailable"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = DATABASE_UNAVAILABLE
+    default_code = "service_unavailable"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large"
+    default_code = "payload_too_large"
+
+
+def is_database_down(exc: BaseException) -> bool:
+    """True for connection-level failures (server gone, refused, reset), not bad queries."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _first_message(errors) -> str:
+    if isinstance(errors, dict):
+        for value in errors.values():
+            return _first_message(value)
+    if isinstance(errors, list) and errors:
+        return _first_message(errors[0])
+    return str(errors) if errors else "Invalid input"
+
+
+def json_exception_handler(exc, context):
+    """DRF exception handler: DRF's default first, then our shapes."""
+    if is_database_down(exc):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        exc = ServiceUnavailable()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # JsonErrorMiddleware logs it and answers 500 JSON
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        response.data = {"detail": AUTH_REQUIRED}
+        response["WWW-Authenticate"] = "Bearer"
+        response.status_code = status.HTTP_401_UNAUTHORIZED
+    elif isinstance(exc, exceptions.ValidationError):
+        errors = (
+            response.data
+            if isinstance(response.data, dict)
+            else {"non_field_errors": response.data}
+        )
+        response.data = {"detail": _first_message(errors), "errors": errors}
+    elif isinstance(exc, exceptions.Throttled):
+        response.data = {"detail": "Rate limit exceeded"}
+    return response
+
+
+def json_error(status_code: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status_code)
+
+
+def handler404(request, exception=None):
+    return json_error(404, "Not found.")
+
+
+def handler500(request):
+    return json_error(500, "Internal server error")
+
+
+def handler400(request, exception=None):
+    return json_error(400, "Bad request")
+
+
+def handler403(request, exception=None):
+    return json_error(403, "Forbidden")

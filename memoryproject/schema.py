@@ -1,0 +1,82 @@
+"""Shared OpenAPI pieces: the error body, the rate-limit headers, the bearer scheme."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+ERROR = inline_serializer("Error", {"detail": serializers.CharField()})
+VALIDATION_ERROR = inline_serializer(
+    "ValidationError",
+    {
+        "detail": serializers.CharField(help_text="The first problem, in words."),
+        "errors": serializers.DictField(
+            help_text="Every problem, per field: a list of messages (nested for nested data)."
+        ),
+    },
+)
+
+
+class BearerKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "apikeys.authentication.BearerKeyAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key `aimsk_live_…` from `manage.py generate_api_key`.",
+        }
+
+
+def error_responses(*codes: int) -> dict:
+    """Error responses every authenticated operation can give, plus the ones named."""
+    described = {
+        400: OpenApiResponse(VALIDATION_ERROR, description="Invalid input; nothing changed."),
+        401: OpenApiResponse(ERROR, description="`Authentication required` (any key problem)."),
+        404: OpenApiResponse(ERROR, description="No such memory for this owner."),
+        413: OpenApiResponse(ERROR, description="Request body too large."),
+        429: OpenApiResponse(ERROR, description="`Rate limit exceeded`; see `Retry-After`."),
+        502: OpenApiResponse(ERROR, description="The LLM server answered with an error."),
+        503: OpenApiResponse(ERROR, description="Database (or LLM) unavailable."),
+        504: OpenApiResponse(ERROR, description="The LLM server did not answer in time."),
+    }
+    return {code: described[code] for code in sorted({401, 429, 503, *codes})}
+
+
+_RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {
+        "description": "The key's rate limit: bucket capacity, requests per minute.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Whole tokens left in the bucket after this request.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Reset": {
+        "description": "Unix seconds at which the bucket will be full again.",
+        "schema": {"type": "integer"},
+    },
+}
+_RETRY_AFTER = {
+    "description": "Whole seconds until one token is available (at least 1).",
+    "schema": {"type": "integer"},
+}
+
+
+def add_rate_limit_headers(result, generator, request, public):
+    """Postprocessing hook: document the rate-limit headers on every authenticated answer
+    (401 and 503 excepted: no token was taken)."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or not operation.get("security"):
+                continue
+            if operation["security"] == [{}]:
+                continue
+            for code, response in operation.get("responses", {}).items():
+                if code in ("401", "503"):
+                    continue
+                headers = response.setdefault("headers", {})
+                headers.update(_RATE_LIMIT_HEADERS)
+                if code == "429":
+                    headers["Retry-After"] = _RETRY_AFTER
+    return result
