@@ -32,5 +32,7 @@ class Command(BaseCommand):
         header = ("ID", "PREFIX", "CREATED", "LAST USED", "RATE LIMIT", "REVOKED")
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
-            self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+            self.stdout.write(
+                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            )
         self.stdout.write(f"{len(rows)} key(s) for owner {owner_id}.")

@@ -1,0 +1,111 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apikeys.models import ApiKey
+from apikeys.services import revoke_api_key
+
+URL = "/api/v1/memory?user_id=u1"
+EXPECTED = {"detail": "Authentication required"}
+
+
+def _assert_auth_failure(response):
+    assert response.status_code == 401
+    assert response.json() == EXPECTED
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert "X-RateLimit-Limit" not in response
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Token aimsk_live_abc",
+        "Bearer aimsk_live_doesnotexist000000000000000000000",
+        "Bearer " + "x" * 5000,
+        "bearer\taimsk_live_x",
+    ],
+)
+def test_every_bad_header_gets_the_same_401(header, api_key):
+    client = APIClient()
+    if header is not None:
+        client.credentials(HTTP_AUTHORIZATION=header)
+    _assert_auth_failure(client.get(URL))
+
+
+def test_valid_key_is_accepted(client):
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+def test_scheme_is_case_insensitive(api_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"bearer {api_key.plaintext}")
+    assert client.get(URL).status_code == 200
+
+
+def test_revoked_key_gets_the_same_401(api_key, client_for):
+    client = client_for(api_key)
+    assert client.get(URL).status_code == 200
+    revoke_api_key(key_id=api_key.api_key.id)
+    _assert_auth_failure(client.get(URL))
+
+
+def test_key_in_query_string_or_body_is_ignored(api_key):
+    client = APIClient()
+    _assert_auth_failure(client.get(f"{URL}&api_key={api_key.plaintext}"))
+    _assert_auth_failure(
+        client.post(
+            "/api/v1/memory",
+            {"api_key": api_key.plaintext, "user_id": "u1", "content": "x", "type": "fact"},
+            format="json",
+        )
+    )
+
+
+def test_owner_id_in_body_is_ignored(client, api_key):
+    response = client.post(
+        "/api/v1/memory",
+        {"user_id": "u1", "content": "x", "type": "fact", "owner_id": "someone_else"},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json()["owner_id"] == "acme"
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(client, api_key, django_assert_num_queries):
+    key = api_key.api_key
+    assert key.last_used_at is None
+    client.get(URL)
+    first = ApiKey.objects.get(pk=key.pk).last_used_at
+    assert first is not None
+    client.get(URL)
+    assert ApiKey.objects.get(pk=key.pk).last_used_at == first
+    # An hour later the next request moves it again.
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now() - timedelta(hours=1))
+    client.get(URL)
+    assert ApiKey.objects.get(pk=key.pk).last_used_at > first
+
+
+def test_bootstrap_api_key_from_environment(settings, db):
+    settings.API_KEY = "aimsk_live_bootstrap_key_for_tests_0123456789"
+    settings.API_KEY_OWNER_ID = "boot"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {settings.API_KEY}")
+    response = client.post(
+        "/api/v1/memory", {"user_id": "u1", "content": "x", "type": "fact"}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["owner_id"] == "boot"
+    stored = ApiKey.objects.get(owner_id="boot")
+    assert settings.API_KEY not in str(stored.__dict__)
+    revoke_api_key(key_id=stored.pk)
+    _assert_auth_failure(client.get(URL))
