@@ -92,6 +92,9 @@ class Memory(models.Model):
     # Blind index bookkeeping: document length for BM25 and the normalisation version.
     term_count = models.PositiveIntegerField(default=0, editable=False)
     index_version = models.PositiveSmallIntegerField(default=0, editable=False)
+    # Keyed hash of the normalised content (scoped like the term index), so an identical
+    # memory can be found without decrypting: extraction never stores a duplicate.
+    content_hash = models.BigIntegerField(null=True, editable=False)
 
     objects = MemoryQuerySet.as_manager()
 
@@ -105,6 +108,11 @@ class Memory(models.Model):
                 F("created_at").desc(),
                 F("id").desc(),
                 name="memory_owner_user_newest",
+            ),
+            models.Index(
+                fields=["owner_id", "user_id", "content_hash"],
+                name="memory_owner_user_content",
+                condition=Q(is_deleted=False),
             ),
             models.Index(
                 fields=["owner_id", "user_id", "key"],

@@ -30,11 +30,20 @@ def hash_terms(*, owner_id: str, user_id: str, stems, all_keys: bool = False) ->
     return {_term_hash(k, owner_id, user_id, s): s for k in keys for s in stems}
 
 
+def content_hash(*, owner_id: str, user_id: str, content: str) -> int:
+    """Keyed hash of content with case and spacing normalised: equal memories, equal hash."""
+    normalised = " ".join(text.fold(content).split())
+    return _term_hash(crypto.index_keys()[0], owner_id, user_id, "\x00content\x00" + normalised)
+
+
 def _prepare_index(memory: Memory) -> list[MemoryTerm]:
     """Set the memory's index bookkeeping and return its (unsaved) term rows."""
     counts = text.index_terms(memory.searchable_text())
     memory.term_count, memory.index_version = sum(counts.values()), text.INDEX_VERSION
     primary = crypto.index_keys()[0]
+    memory.content_hash = content_hash(
+        owner_id=memory.owner_id, user_id=memory.user_id, content=memory.content
+    )
     return [
         MemoryTerm(
             memory=memory,
@@ -54,7 +63,7 @@ def reindex_memory(*, memory: Memory) -> None:
         if memory.is_deleted:
             return
         rows = _prepare_index(memory)
-        memory.save(update_fields=["term_count", "index_version"])
+        memory.save(update_fields=["term_count", "index_version", "content_hash"])
         MemoryTerm.objects.bulk_create(rows)
 
 
@@ -79,7 +88,7 @@ def update_memory(*, memory: Memory, data: dict) -> Memory:
     reindex = bool(changed & INDEXED_FIELDS)
     rows = _prepare_index(memory) if reindex else []
     if reindex:
-        changed |= {"term_count", "index_version"}
+        changed |= {"term_count", "index_version", "content_hash"}
     with transaction.atomic():
         memory.save(update_fields=changed)
         if reindex:

@@ -1,0 +1,147 @@
+"""The one place that talks to the OpenAI-compatible chat server.
+
+Failures map to statuses a client can act on: not configured → 503, upstream error → 502
+(with the upstream status), timeout → 504. Retries are bounded and only for failures
+worth retrying (connection refused, 429, 5xx); a timeout is never retried, so a slow
+server costs one timeout, not several.
+"""
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+import openai
+from django.conf import settings
+from rest_framework import exceptions, status
+
+logger = logging.getLogger(__name__)
+
+RETRY_BACKOFF_SECONDS = 0.25
+
+
+class LLMNotConfigured(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = (
+        "LLM features are not configured on this server: set OPENAI_API_KEY "
+        "(and optionally OPENAI_BASE_URL and OPENAI_MODEL)."
+    )
+    default_code = "llm_not_configured"
+
+
+class LLMUpstreamError(exceptions.APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "The LLM server answered with an error."
+    default_code = "llm_upstream_error"
+
+
+class LLMTimeout(exceptions.APIException):
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    default_detail = "The LLM server did not answer in time."
+    default_code = "llm_timeout"
+
+
+@dataclass
+class Completion:
+    text: str
+    model: str
+    usage: dict = field(default_factory=dict)
+
+
+def _client() -> openai.OpenAI:
+    if not settings.OPENAI_API_KEY:
+        raise LLMNotConfigured()
+    return openai.OpenAI(
+        api_key=settings.OPENAI_API_KEY,
+        base_url=settings.OPENAI_BASE_URL,
+        timeout=settings.OPENAI_TIMEOUT_SECONDS,
+        max_retries=0,
+    )
+
+
+def _short_reason(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if isinstance(message, str):
+            return message[:200]
+    return (error.message or "")[:200]
+
+
+def _create(client: openai.OpenAI, **request):
+    attempts = 1 + max(0, settings.OPENAI_MAX_RETRIES)
+    for attempt in range(attempts):
+        try:
+            return client.chat.completions.create(**request)
+        except openai.APITimeoutError:
+            logger.warning("llm request timed out after %ss", settings.OPENAI_TIMEOUT_SECONDS)
+            raise LLMTimeout(
+                f"The LLM server did not answer within {settings.OPENAI_TIMEOUT_SECONDS:g} s."
+            ) from None
+        except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as e:
+            retryable = e
+            logger.warning("llm request failed (%s), attempt %d", type(e).__name__, attempt + 1)
+            if attempt + 1 < attempts:
+                time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
+    if isinstance(retryable, openai.APIStatusError):
+        raise LLMUpstreamError(
+            f"The LLM server answered {retryable.status_code}: {_short_reason(retryable)}"
+        )
+    raise LLMUpstreamError("The LLM server could not be reached.")
+
+
+def complete(messages: list[dict], *, json_schema: dict | None = None) -> Completion:
+    """One chat completion. With json_schema, ask for structured output, falling back to
+    a plain request for servers that refuse response_format."""
+    client = _client()
+    request = {"model": settings.OPENAI_MODEL, "messages": messages}
+    try:
+        if json_schema is not None:
+            try:
+                response = _create(
+                    client,
+                    **request,
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "result", "schema": json_schema},
+                    },
+                )
+            except openai.BadRequestError:
+                logger.info("llm server refused response_format; retrying without it")
+                response = _create(client, **request)
+        else:
+            response = _create(client, **request)
+    except openai.APIStatusError as error:
+        raise LLMUpstreamError(
+            f"The LLM server answered {error.status_code}: {_short_reason(error)}"
+        ) from None
+    try:
+        text = response.choices[0].message.content or ""
+    except (AttributeError, IndexError, TypeError):
+        raise LLMUpstreamError("The LLM server sent a response without a message.") from None
+    usage = response.usage.model_dump() if getattr(response, "usage", None) else {}
+    usage = {k: v for k, v in usage.items() if isinstance(v, int)}
+    return Completion(
+        text=text, model=getattr(response, "model", None) or request["model"], usage=usage
+    )
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
+
+
+def parse_json_reply(text: str):
+    """The JSON value in a model reply: plain, fenced, or the outermost {...} in prose.
+    None when there is none."""
+    candidate = _FENCE.sub("", text.strip())
+    try:
+        return json.loads(candidate)
+    except ValueError:
+        pass
+    start, end = candidate.find("{"), candidate.rfind("}")
+    if 0 <= start < end:
+        try:
+            return json.loads(candidate[start : end + 1])
+        except ValueError:
+            return None
+    return None

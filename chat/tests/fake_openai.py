@@ -1,0 +1,132 @@
+"""A local OpenAI-compatible HTTP server for tests: scripted replies, recorded requests.
+
+Speaks just enough of /v1/chat/completions and /v1/embeddings for the official client.
+"""
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.replies: list[dict] = []  # consumed in order; then the default reply
+        self.default_reply = {"content": "ok"}
+        self.embedding_status = 200
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> "FakeOpenAI":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def script(self, *replies: dict) -> None:
+        """Each reply: {"content": str} | {"status": int, "error": str} | plus "delay": s."""
+        self.replies.extend(replies)
+
+    def chat_requests(self) -> list[dict]:
+        return [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, payload: dict) -> None:
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append(
+                    {
+                        "path": self.path,
+                        "body": body,
+                        "authorization": self.headers.get("Authorization"),
+                    }
+                )
+                if self.path.endswith("/embeddings"):
+                    return self._embeddings(body)
+                reply = fake.replies.pop(0) if fake.replies else fake.default_reply
+                if reply.get("delay"):
+                    time.sleep(reply["delay"])
+                if reply.get("status", 200) != 200:
+                    return self._send(
+                        reply["status"],
+                        {"error": {"message": reply.get("error", "boom"), "type": "server_error"}},
+                    )
+                if "response_format" in body and reply.get("refuse_response_format"):
+                    return self._send(
+                        400, {"error": {"message": "response_format unsupported", "type": "x"}}
+                    )
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "fake-model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": reply["content"]},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                    },
+                )
+
+            def _embeddings(self, body):
+                if fake.embedding_status != 200:
+                    return self._send(fake.embedding_status, {"error": {"message": "down"}})
+                inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                data = [
+                    {"object": "embedding", "index": i, "embedding": embed(text)}
+                    for i, text in enumerate(inputs)
+                ]
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": data,
+                        "model": body.get("model"),
+                        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                    },
+                )
+
+        return Handler
+
+
+TOPICS = {
+    "food": ("eat", "food", "vegetarian", "meat", "dinner", "cook", "restaurant", "diet"),
+    "work": ("job", "work", "nurse", "engineer", "office", "living", "career"),
+    "pets": ("dog", "cat", "pet", "beagle", "puppy"),
+}
+
+
+def embed(text: str) -> list[float]:
+    """Deterministic toy embedding: one dimension per topic, plus a small hash spread."""
+    lowered = text.lower()
+    vector = [float(sum(word in lowered for word in words)) for words in TOPICS.values()]
+    digest = hashlib.sha256(lowered.encode()).digest()
+    vector += [b / 2550 for b in digest[:5]]
+    return vector
