@@ -1,0 +1,112 @@
+"""GDPR export and erasure of one end user's data under one owner."""
+
+import json
+from collections.abc import Iterator
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from apikeys.models import AuditEvent, hash_identifier
+from apikeys.services import record_event
+from memories.models import Memory, MemoryEmbedding, MemoryTerm
+
+EXPORT_CHUNK = 500
+# Every table holding rows about an end user, in deletion order (derived data first).
+USER_TABLES = {
+    "memory_terms": MemoryTerm,
+    "memory_embeddings": MemoryEmbedding,
+    "memories": Memory,
+}
+RECORD_FIELDS = (
+    "id",
+    "owner_id",
+    "user_id",
+    "type",
+    "content",
+    "confidence",
+    "key",
+    "value",
+    "importance",
+    "metadata",
+    "ttl_seconds",
+    "expires_at",
+    "ingestion_mode",
+    "is_deleted",
+    "created_at",
+    "updated_at",
+)
+
+
+def _state(memory: Memory, now) -> str:
+    if memory.is_deleted:
+        return "deleted"
+    return "expired" if memory.is_expired(now) else "live"
+
+
+def _record(memory: Memory, now) -> dict:
+    record = {name: getattr(memory, name) for name in RECORD_FIELDS}
+    record["state"] = _state(memory, now)
+    return record
+
+
+def _dump(value) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_default)
+
+
+def _default(value):
+    if hasattr(value, "isoformat"):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def export_user(*, owner_id: str, user_id: str, actor: str) -> Iterator[str]:
+    """Everything stored about user_id under owner_id, decrypted, as JSON text chunks.
+    Counting and auditing happen now; rows are then read in batches while the response
+    streams, so memory stays bounded whatever the user's size."""
+    now = timezone.now()
+    rows = Memory.objects.filter(owner_id=owner_id, user_id=user_id)
+    expired = Q(is_deleted=False, expires_at__isnull=False, expires_at__lte=now)
+    counts = rows.aggregate(
+        memories=Count("pk"),
+        live=Count("pk", filter=Q(is_deleted=False) & ~expired),
+        deleted=Count("pk", filter=Q(is_deleted=True)),
+        expired=Count("pk", filter=expired),
+    )
+    counts["memory_embeddings"] = MemoryEmbedding.objects.filter(
+        owner_id=owner_id, user_id=user_id
+    ).count()
+    record_event(
+        event=AuditEvent.Event.GDPR_EXPORT,
+        owner_id=owner_id,
+        actor=actor,
+        target=hash_identifier(user_id),
+        details={"counts": counts},
+    )
+    header = {"owner_id": owner_id, "user_id": user_id, "exported_at": now, "counts": counts}
+    return _stream(header, rows.order_by("created_at", "pk"), now)
+
+
+def _stream(header: dict, rows, now) -> Iterator[str]:
+    yield _dump(header)[:-1] + ', "memories": ['
+    for position, memory in enumerate(rows.iterator(chunk_size=EXPORT_CHUNK)):
+        yield ("," if position else "") + _dump(_record(memory, now))
+    yield "]}"
+
+
+def erase_user(*, owner_id: str, user_id: str, actor: str) -> dict[str, int]:
+    """Delete every row about user_id under owner_id in one transaction; counts per kind.
+    Idempotent: a second call returns zeros."""
+    with transaction.atomic():
+        counts = {}
+        for name, model in USER_TABLES.items():
+            deleted, _ = model.objects.filter(owner_id=owner_id, user_id=user_id).delete()
+            counts[name] = deleted
+        record_event(
+            event=AuditEvent.Event.GDPR_ERASE,
+            owner_id=owner_id,
+            actor=actor,
+            target=hash_identifier(user_id),
+            details={"counts": counts},
+        )
+    return counts

@@ -1,0 +1,165 @@
+import json
+from datetime import timedelta
+
+import pytest
+from django.apps import apps
+from django.db import connection
+from django.utils import timezone
+
+from apikeys.models import AuditEvent, hash_identifier
+from memories.models import Memory, MemoryTerm
+from memories.tests.factories import make_memory
+
+pytestmark = pytest.mark.django_db
+
+
+def export(client, user_id="u1"):
+    response = client.get("/api/v1/gdpr/export", {"user_id": user_id})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    return json.loads(b"".join(response.streaming_content))
+
+
+@pytest.fixture
+def user_data():
+    """One user in every state, plus neighbours that must never be touched."""
+    past = timezone.now() - timedelta(days=3)
+    live = make_memory(
+        "acme",
+        user_id="u1",
+        type="preference",
+        content="Prefers tea over coffee",
+        key="drink",
+        value={"kind": "tea", "sugar": False},
+        importance=4,
+        confidence=0.8,
+        metadata={"source": "settings"},
+    )
+    deleted = make_memory("acme", user_id="u1", content="Old address in Porto")
+    Memory.objects.filter(pk=deleted.pk).update(is_deleted=True)
+    expired = make_memory("acme", user_id="u1", content="Session note", ttl_seconds=60, now=past)
+    neighbour = make_memory("acme", user_id="u2", content="Prefers tea too")
+    foreign = make_memory("globex", user_id="u1", content="Prefers tea, other owner")
+    return {"live": live, "deleted": deleted, "expired": expired, "keep": [neighbour, foreign]}
+
+
+def test_export_holds_every_state_and_field_decrypted(client, user_data):
+    body = export(client)
+    assert body["owner_id"] == "acme" and body["user_id"] == "u1"
+    assert body["counts"] == {
+        "memories": 3,
+        "live": 1,
+        "deleted": 1,
+        "expired": 1,
+        "memory_embeddings": 0,
+    }
+    by_id = {m["id"]: m for m in body["memories"]}
+    assert set(by_id) == {str(user_data[k].id) for k in ("live", "deleted", "expired")}
+    live = by_id[str(user_data["live"].id)]
+    assert live["content"] == "Prefers tea over coffee"
+    assert live["value"] == {"kind": "tea", "sugar": False}
+    assert live["metadata"] == {"source": "settings"}
+    assert (live["key"], live["importance"], live["confidence"]) == ("drink", 4, 0.8)
+    assert live["state"] == "live"
+    assert by_id[str(user_data["deleted"].id)]["state"] == "deleted"
+    assert by_id[str(user_data["expired"].id)]["state"] == "expired"
+    assert by_id[str(user_data["expired"].id)]["ttl_seconds"] == 60
+    expected_fields = {
+        "id", "owner_id", "user_id", "type", "content", "confidence", "key", "value",
+        "importance", "metadata", "ttl_seconds", "expires_at", "ingestion_mode",
+        "is_deleted", "created_at", "updated_at", "state",
+    }  # fmt: skip
+    assert all(set(m) == expected_fields for m in body["memories"])
+    assert "other owner" not in json.dumps(body)
+
+
+def test_export_of_unknown_user_is_empty_not_404(client, user_data):
+    body = export(client, "nobody")
+    assert body["memories"] == [] and body["counts"]["memories"] == 0
+
+
+def user_scoped_models():
+    return [
+        m
+        for m in apps.get_models()
+        if {"owner_id", "user_id"} <= {f.name for f in m._meta.get_fields()}
+    ]
+
+
+def test_erasure_removes_every_user_row_and_nothing_else(client, user_data):
+    # Discovered, not listed: a new user-scoped table without erasure support fails here.
+    models = user_scoped_models()
+    assert {m.__name__ for m in models} >= {"Memory", "MemoryTerm", "MemoryEmbedding"}
+    before_terms = MemoryTerm.objects.filter(owner_id="acme", user_id="u1").count()
+    assert before_terms > 0
+
+    response = client.delete("/api/v1/gdpr/delete?user_id=u1")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["deleted"]["memories"] == 3
+    assert body["deleted"]["memory_terms"] == before_terms
+    assert body["total"] == sum(body["deleted"].values())
+    for model in models:
+        assert not model.objects.filter(owner_id="acme", user_id="u1").exists(), model
+    for memory in user_data["keep"]:
+        assert Memory.objects.filter(pk=memory.pk).exists()
+        assert MemoryTerm.objects.filter(memory_id=memory.pk).exists()
+
+
+def test_erased_identity_is_nowhere_in_the_database(client, user_data):
+    marker_user = "erase-me-7f3a"
+    make_memory("acme", user_id=marker_user, content="marker content")
+    client.get("/api/v1/gdpr/export", {"user_id": marker_user})
+    client.delete(f"/api/v1/gdpr/delete?user_id={marker_user}")
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT * FROM "{table}"')
+            for row in cursor.fetchall():
+                assert marker_user not in repr(row), table
+
+
+def test_erasure_is_idempotent(client, user_data):
+    client.delete("/api/v1/gdpr/delete?user_id=u1")
+    second = client.delete("/api/v1/gdpr/delete?user_id=u1").json()
+    assert second["total"] == 0
+    assert set(second["deleted"].values()) == {0}
+
+
+def test_other_owner_cannot_erase_or_export(client_for, other_key, user_data):
+    other = client_for(other_key)
+    body = json.loads(b"".join(other.get("/api/v1/gdpr/export?user_id=u1").streaming_content))
+    assert [m["content"] for m in body["memories"]] == ["Prefers tea, other owner"]
+    other.delete("/api/v1/gdpr/delete?user_id=u1")
+    assert Memory.objects.filter(owner_id="acme", user_id="u1").count() == 3
+
+
+def test_audit_events_for_export_and_erasure_hold_no_content_or_clear_user_id(
+    client, api_key, user_data
+):
+    export(client)
+    client.delete("/api/v1/gdpr/delete?user_id=u1")
+    events = list(AuditEvent.objects.filter(event__in=["gdpr_export", "gdpr_erase"]))
+    assert [e.event for e in sorted(events, key=lambda e: e.id)] == ["gdpr_export", "gdpr_erase"]
+    for event in events:
+        assert event.owner_id == "acme"
+        assert event.actor == str(api_key.api_key.id)
+        assert event.target == hash_identifier("u1")
+        dumped = json.dumps(event.details)
+        assert "tea" not in dumped and "u1" not in dumped
+    erase = next(e for e in events if e.event == "gdpr_erase")
+    assert erase.details["counts"]["memories"] == 3
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?user_id=", "?user_id=" + "x" * 256, "?user_id=a%00b"],
+)
+@pytest.mark.parametrize("method", ["get", "delete"])
+def test_bad_user_id_is_400_and_changes_nothing(client, user_data, query, method):
+    path = "/api/v1/gdpr/export" if method == "get" else "/api/v1/gdpr/delete"
+    response = getattr(client, method)(path + query)
+    assert response.status_code == 400
+    assert "user_id" in response.json()["errors"]
+    assert Memory.objects.count() == 5
+    assert not AuditEvent.objects.filter(event__startswith="gdpr").exists()
