@@ -5,7 +5,7 @@ Words in one group should be acceptable answers to "is this asking about the sam
 
 RELATED_GROUPS: tuple[tuple[str, ...], ...] = (
     # --- Work and career ---
-    ("work", "works", "working", "job", "career", "occupation", "profession", "employed", "employment", "living"),
+    ("work", "works", "working", "job", "career", "occupation", "profession", "employed", "employment"),
     ("job", "role", "position", "occupation", "profession"),
     ("employer", "company", "firm", "organization", "organisation", "business", "workplace"),
     ("colleague", "colleagues", "coworker", "coworkers", "teammate", "teammates"),

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 K1, B = 1.2, 0.75
 LEXICAL_POOL = 50  # lexical candidates considered for blending and re-ranking
+FALLBACK_POOL = 20  # most important and newest memories added as candidates
 RECENCY_HALF_LIFE_DAYS = 30.0
 
 
@@ -76,7 +77,7 @@ def _lexical_candidates(
     *, owner_id, user_id, weights: dict[int, float], limit, types, min_importance, now
 ) -> list[Scored]:
     """One query: BM25 over the user's live memories for the hashed query terms, plus the
-    most important and newest live memories as fallback candidates."""
+    most important and the newest live memories as fallback (and re-ranking) candidates."""
     memory_table, term_table = Memory._meta.db_table, MemoryTerm._meta.db_table
     extra_sql, extra_params = _live_filter_sql(types, min_importance)
     values = ", ".join(["(%s, %s)"] * len(weights))
@@ -110,17 +111,21 @@ def _lexical_candidates(
         ORDER BY score DESC
         LIMIT %s
     ),
-    fallback AS (
+    important AS (
         SELECT id FROM live ORDER BY importance DESC NULLS LAST, created_at DESC LIMIT %s
-    )
+    ),
+    recent AS (SELECT id FROM live ORDER BY created_at DESC LIMIT %s)
     SELECT l.id, COALESCE(b.score, 0), l.importance, l.created_at
     FROM live l LEFT JOIN bm25 b ON b.memory_id = l.id
-    WHERE l.id IN (SELECT memory_id FROM bm25) OR l.id IN (SELECT id FROM fallback)
+    WHERE l.id IN (SELECT memory_id FROM bm25)
+       OR l.id IN (SELECT id FROM important)
+       OR l.id IN (SELECT id FROM recent)
     """
     params: list = [p for term, weight in weights.items() for p in (term, weight)]
     params += [owner_id, user_id, False, connection.ops.adapt_datetimefield_value(now)]
     params += extra_params
-    params += [owner_id, user_id, LEXICAL_POOL, limit]
+    pool = max(limit, FALLBACK_POOL)
+    params += [owner_id, user_id, LEXICAL_POOL, pool, pool]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -140,7 +145,7 @@ def _fallback_candidates(*, owner_id, user_id, limit, types, min_importance, now
     return [
         Scored(mid, 0.0, importance, created)
         for mid, importance, created in rows.values_list("id", "importance", "created_at")[
-            : max(limit, LEXICAL_POOL // 2)
+            : max(limit, FALLBACK_POOL)
         ]
     ]
 

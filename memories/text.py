@@ -38,6 +38,8 @@ _POSSESSIVE = re.compile(r"['\u2019\u02bc]s\b")
 
 # Weight of a related word relative to the word the query actually used.
 RELATED_WEIGHT = 0.35
+# Idioms whose words say nothing on their own ("living" is not about homes here).
+IDIOMS = {"for a living": "job", "other half": "partner", "significant other": "partner"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,7 +82,10 @@ def _related() -> dict[str, frozenset[str]]:
 
 def query_terms(text: str) -> dict[str, float]:
     """Stem -> weight for a query: its own stems at 1, related stems at RELATED_WEIGHT."""
-    own = set(stems(text))
+    folded = fold(text)
+    for idiom, meaning in IDIOMS.items():
+        folded = folded.replace(idiom, meaning)
+    own = set(stems(folded))
     weights = dict.fromkeys(own, 1.0)
     related = _related()
     for stem in own:

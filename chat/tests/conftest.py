@@ -1,6 +1,6 @@
 import pytest
 
-from chat.tests.fake_openai import FakeOpenAI
+from memoryproject.tests.fake_openai import FakeOpenAI
 
 
 @pytest.fixture

@@ -1,0 +1,44 @@
+from django.core.management.base import BaseCommand
+from django.db.models import Q
+from tqdm import tqdm
+
+from memories import services, text
+from memories.models import Memory
+
+BATCH = 500
+
+
+class Command(BaseCommand):
+    help = (
+        "Rebuild the blind term index of memories written by an older index version "
+        "(or of all memories with --all). Resumable; safe while the service runs."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--all", action="store_true", help="rebuild every memory")
+        parser.add_argument("--batch-size", type=int, default=BATCH)
+
+    def handle(self, *args, all, batch_size, **options):
+        rows = Memory.objects.filter(is_deleted=False)
+        if not all:
+            rows = rows.filter(~Q(index_version=text.INDEX_VERSION))
+        total = rows.count()
+        stale = Memory.objects.filter(is_deleted=False).exclude(index_version=text.INDEX_VERSION)
+        self.stdout.write(
+            f"Index version {text.INDEX_VERSION}: {stale.count()} stale memories, "
+            f"rebuilding {total}."
+        )
+        last_id = None
+        with tqdm(total=total, unit="memory", disable=None, file=self.stderr) as progress:
+            while True:
+                batch = rows.order_by("pk")
+                if last_id is not None:
+                    batch = batch.filter(pk__gt=last_id)
+                batch = list(batch[:batch_size])
+                if not batch:
+                    break
+                for memory in batch:
+                    services.reindex_memory(memory=memory)
+                last_id = batch[-1].pk
+                progress.update(len(batch))
+        self.stdout.write(f"Reindexed {total} memories.")

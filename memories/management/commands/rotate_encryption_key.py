@@ -1,0 +1,49 @@
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from tqdm import tqdm
+
+from memories import services
+from memories.models import Memory, MemoryEmbedding
+
+BATCH = 500
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt every memory under the first ENCRYPTION_KEY key and rebuild its blind "
+        "index. Put the new key first in ENCRYPTION_KEY, keep the old ones after it, run "
+        "this, then drop the old keys. Resumable and safe while the service serves traffic."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, default=BATCH)
+
+    def handle(self, *args, batch_size, **options):
+        total = Memory.objects.count()
+        done = 0
+        last_id = None
+        with tqdm(total=total, unit="memory", disable=None, file=self.stderr) as progress:
+            while True:
+                ids = Memory.objects.order_by("pk")
+                if last_id is not None:
+                    ids = ids.filter(pk__gt=last_id)
+                ids = list(ids.values_list("pk", flat=True)[:batch_size])
+                if not ids:
+                    break
+                self._rotate(ids)
+                last_id = ids[-1]
+                done += len(ids)
+                progress.update(len(ids))
+        self.stdout.write(f"Re-encrypted and reindexed {done} memories.")
+
+    @staticmethod
+    def _rotate(ids) -> None:
+        """One batch in one transaction, rows locked so concurrent writes wait, not clash."""
+        with transaction.atomic():
+            memories = list(Memory.objects.select_for_update().filter(pk__in=ids))
+            for memory in memories:
+                # Saving re-encrypts content, value and metadata under the primary key.
+                memory.save(update_fields=["content", "value", "metadata"])
+                services.reindex_memory(memory=memory)
+            for embedding in MemoryEmbedding.objects.filter(memory_id__in=ids):
+                embedding.save(update_fields=["vector"])
