@@ -3,13 +3,15 @@ from datetime import datetime
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from memories.crypto import decrypt_json, decrypt_text, encrypt_json, encrypt_text
 
 MAX_CONTENT_CHARS = 10_000
 MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
+DEFAULT_IMPORTANCE = 3  # how ranking treats a memory without importance
 
 
 class MemoryType(models.TextChoices):
@@ -119,11 +121,11 @@ class Memory(models.Model):
                 name="memory_owner_user_key",
                 condition=Q(is_deleted=False),
             ),
-            # Context fallback: most important, then newest.
+            # Context fallback: most important (no importance counts as 3), then newest.
             models.Index(
                 F("owner_id"),
                 F("user_id"),
-                F("importance").desc(nulls_last=True),
+                Coalesce(F("importance"), Value(DEFAULT_IMPORTANCE)).desc(),
                 F("created_at").desc(),
                 name="memory_owner_user_importance",
                 condition=Q(is_deleted=False),

@@ -14,16 +14,16 @@ With embeddings on, the score is 0.5 * that + 0.5 * cosine similarity (clipped a
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from memories import embeddings, services, text
-from memories.models import Memory, MemoryTerm
+from memories.models import DEFAULT_IMPORTANCE, Memory, MemoryTerm
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Scored:
 
 
 def _importance(value: int | None) -> float:
-    return ((value or 3) - 1) / 4
+    return ((value or DEFAULT_IMPORTANCE) - 1) / 4
 
 
 def _recency(created_at: datetime, now: datetime) -> float:
@@ -53,9 +53,9 @@ def _recency(created_at: datetime, now: datetime) -> float:
 
 def _as_datetime(value) -> datetime:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     parsed = parse_datetime(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _as_uuid(value) -> uuid.UUID:
@@ -112,7 +112,8 @@ def _lexical_candidates(
         LIMIT %s
     ),
     important AS (
-        SELECT id FROM live ORDER BY importance DESC NULLS LAST, created_at DESC LIMIT %s
+        SELECT id FROM live
+        ORDER BY COALESCE(importance, {DEFAULT_IMPORTANCE}) DESC, created_at DESC LIMIT %s
     ),
     recent AS (SELECT id FROM live ORDER BY created_at DESC LIMIT %s)
     SELECT l.id, COALESCE(b.score, 0), l.importance, l.created_at
@@ -141,7 +142,7 @@ def _fallback_candidates(*, owner_id, user_id, limit, types, min_importance, now
         rows = rows.filter(type__in=types)
     if min_importance is not None:
         rows = rows.filter(importance__gte=min_importance)
-    rows = rows.order_by(F("importance").desc(nulls_last=True), "-created_at")
+    rows = rows.order_by(Coalesce("importance", DEFAULT_IMPORTANCE).desc(), "-created_at")
     return [
         Scored(mid, 0.0, importance, created)
         for mid, importance, created in rows.values_list("id", "importance", "created_at")[

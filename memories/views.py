@@ -70,6 +70,7 @@ class MemoryCollectionView(APIView):
 
     @extend_schema(
         summary="List a user's live memories, newest first",
+        operation_id="memory_list",
         description="A bare JSON array. When more rows exist, the `Link` header holds the "
         'next page\'s URL (`rel="next"`) and `X-Next-Cursor` its cursor.',
         tags=TAGS,

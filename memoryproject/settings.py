@@ -14,13 +14,14 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = BASE_DIR / "data"
-SERVICE_NAME = "ai-memory-service"
-SERVICE_VERSION = "1.0.0"
-
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Development data (SQLite file, generated secrets); DATA_DIR moves it, e.g. for tests.
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data")))
+SERVICE_NAME = "ai-memory-service"
+SERVICE_VERSION = "1.0.0"
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -230,6 +231,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"MemoryTypeEnum": "memories.models.MemoryType"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "memoryproject.schema.add_rate_limit_headers",

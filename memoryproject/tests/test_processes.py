@@ -1,0 +1,169 @@
+"""Tests through real processes: gunicorn from the Procfile, a database that goes away."""
+
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, free_port, http, manage, service_env, wait_for_http
+
+pytestmark = pytest.mark.slow
+
+
+def test_procfile_web_serves_health_and_the_api(start_server):
+    server = start_server(workers=2)
+    status, _, body = http("GET", server.url + "/health")
+    assert (status, body) == (200, {"status": "ok", "database": "ok"})
+    key = server.new_key()
+    status, headers, body = http(
+        "POST",
+        server.url + "/api/v1/memory",
+        key,
+        {"user_id": "u1", "content": "User prefers dark mode", "type": "preference"},
+    )
+    assert status == 200, body
+    assert headers["X-RateLimit-Limit"] == "10000"
+    status, _, listed = http("GET", server.url + "/api/v1/memory?user_id=u1", key)
+    assert [m["id"] for m in listed] == [body["id"]]
+
+
+def test_procfile_release_runs_migrations():
+    release = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("release:")
+    )
+    assert "migrate" in release
+
+
+def test_sqlite_development_defaults_smoke(tmp_path):
+    """The quick start: DEBUG=true, nothing else; SQLite and secrets in the data folder."""
+    env = service_env("unused", DATA_DIR=str(tmp_path), DATABASE_URL=None, ENCRYPTION_KEY=None,
+                      SECRET_KEY=None, ALLOWED_HOSTS=None)  # fmt: skip
+    manage(env, "migrate", "--noinput", "-v0")
+    assert (tmp_path / "db.sqlite3").is_file()
+    secrets_before = (tmp_path / "secrets.json").read_text()
+    key = manage(env, "generate_api_key", "dev").split("\n")[2].strip()
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "memoryproject.wsgi", "-w", "2"]
+    process = subprocess.Popen(
+        [*command, "-b", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(url + "/health", process=process)
+        body = {"user_id": "u1", "content": "Allergic to peanuts", "type": "fact"}
+        status, headers, created = http("POST", url + "/api/v1/memory", key, body)
+        assert status == 200, created
+        assert headers["X-RateLimit-Remaining"] == "59"
+        status, _, context = http(
+            "POST", url + "/api/v1/memory/context", key, {"user_id": "u1", "query": "allergies"}
+        )
+        assert status == 200
+        assert context["memories"][0]["id"] == created["id"]
+        assert http("GET", url + "/api/v1/memory/stats?user_id=u1", key)[2]["total"] == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert (tmp_path / "secrets.json").read_text() == secrets_before  # kept across restarts
+
+
+def test_database_on_a_closed_port_is_503_everywhere(start_server):
+    closed = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
+    server = start_server(workers=2, database_url=closed)
+    started = time.monotonic()
+    status, _, body = http("GET", server.url + "/health")
+    assert status == 503 and body["detail"] == "Database unavailable"
+    for key in ("aimsk_live_anything_at_all_0123456789abcdef", None):
+        status, _, body = http("GET", server.url + "/api/v1/memory?user_id=u1", key)
+        assert (status, body) == (503, {"detail": "Database unavailable"})
+    status, _, body = http("POST", server.url + "/api/v1/memory", "aimsk_live_x", {"user_id": "u"})
+    assert status == 503
+    assert time.monotonic() - started < 10
+
+
+class TcpProxy:
+    """Forwards a local port to PostgreSQL; stop() cuts every connection, as an outage."""
+
+    def __init__(self, target_port: int):
+        self.port = free_port()
+        self.target_port = target_port
+        self._stop = threading.Event()
+        self._thread = None
+        self._sockets: list[socket.socket] = []
+
+    def start(self) -> None:
+        self._stop.clear()
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._sockets = [listener]
+        self._thread = threading.Thread(target=self._run, args=(listener,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for sock in self._sockets:
+            sock.close()
+
+    def _run(self, listener: socket.socket) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        peers: dict[socket.socket, socket.socket] = {}
+        while not self._stop.is_set():
+            for key, _ in selector.select(timeout=0.1):
+                sock = key.fileobj
+                if sock is listener:
+                    client, _ = listener.accept()
+                    upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                    peers[client], peers[upstream] = upstream, client
+                    self._sockets += [client, upstream]
+                    selector.register(client, selectors.EVENT_READ)
+                    selector.register(upstream, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if data:
+                    peers[sock].sendall(data)
+                else:
+                    for s in (sock, peers[sock]):
+                        selector.unregister(s)
+                        s.close()
+        selector.close()
+
+
+def test_service_recovers_by_itself_when_the_database_returns(start_server, service_database_url):
+    proxy = TcpProxy(target_port=5432)
+    proxy.start()
+    proxied = service_database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    server = start_server(workers=2, database_url=proxied)
+    key = server.new_key()
+    body = {"user_id": "outage", "content": "before the outage", "type": "fact"}
+    assert http("POST", server.url + "/api/v1/memory", key, body)[0] == 200
+
+    proxy.stop()
+    for _ in range(4):  # each worker notices on its own
+        assert http("GET", server.url + "/health")[0] == 503
+        status, _, answer = http("GET", server.url + "/api/v1/memory?user_id=u1", key)
+        assert (status, answer) == (503, {"detail": "Database unavailable"})
+
+    proxy.start()
+    deadline = time.monotonic() + 15
+    while http("GET", server.url + "/health")[0] != 200:
+        assert time.monotonic() < deadline, "did not recover"
+        time.sleep(0.2)
+    for _ in range(4):
+        status, _, listed = http("GET", server.url + "/api/v1/memory?user_id=outage", key)
+        assert status == 200
+        assert [m["content"] for m in listed] == ["before the outage"]
+    proxy.stop()
