@@ -10,7 +10,9 @@ VALIDATION_ERROR = inline_serializer(
     {
         "detail": serializers.CharField(help_text="The first problem, in words."),
         "errors": serializers.DictField(
-            help_text="Every problem, per field: a list of messages (nested for nested data)."
+            required=False,
+            help_text="Every problem, per field: a list of messages (nested for nested data). "
+            "Absent when the body is not JSON at all.",
         ),
     },
 )
