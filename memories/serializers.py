@@ -13,6 +13,8 @@ from memories.rules import parse_rule
 MAX_METADATA_BYTES = 5 * 1024
 MAX_METADATA_DEPTH = 5  # the top-level object is level 1
 INGESTION_MODE_ERROR = "Invalid ingestion_mode. Must be one of: explicit, rules"
+# DRF's default message echoes the input, and a lone surrogate in it cannot be rendered.
+TYPE_ERROR = "Must be one of: fact, preference, event, system."
 # expires_at and created_at + ttl_seconds may differ by rounding, not more.
 TTL_TOLERANCE = timedelta(seconds=1)
 
@@ -24,29 +26,36 @@ def has_lone_surrogate(text: str) -> bool:
 def check_json(value, path: str = "") -> None:
     """Refuse what cannot round-trip through JSON and UTF-8: lone surrogates, NUL in
     strings, non-finite numbers."""
-    if isinstance(value, str):
-        if has_lone_surrogate(value) or "\x00" in value:
-            raise serializers.ValidationError(
-                f"Strings{path} must be valid Unicode without NUL characters."
-            )
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise serializers.ValidationError(f"Numbers{path} must be finite.")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_json(key, path)
-            check_json(item, path)
-    elif isinstance(value, list):
-        for item in value:
-            check_json(item, path)
+    # A loop, not recursion: the parser accepts nesting deeper than Python's stack.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if has_lone_surrogate(item) or "\x00" in item:
+                raise serializers.ValidationError(
+                    f"Strings{path} must be valid Unicode without NUL characters."
+                )
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise serializers.ValidationError(f"Numbers{path} must be finite.")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def json_depth(value) -> int:
-    if isinstance(value, dict):
-        return 1 + max((json_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((json_depth(v) for v in value), default=0)
-    return 0
+    deepest = 0
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth) for child in children)
+    return deepest
 
 
 class StrictCharField(serializers.CharField):
@@ -113,9 +122,13 @@ class AnyJSONField(serializers.JSONField):
     }
 )
 class MetadataField(serializers.JSONField):
-    def to_internal_value(self, data):
+    def validate_empty_values(self, data):
+        # null means "no metadata", stored as {} like an omitted field.
         if data is None:
-            return {}
+            return True, {}
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object.")
         check_json(data)
@@ -138,12 +151,14 @@ class MemorySerializer(serializers.ModelSerializer):
     type = serializers.ChoiceField(
         choices=MemoryType.choices,
         required=False,
+        error_messages={"invalid_choice": TYPE_ERROR},
         help_text="fact, preference, event or system. Required on create (or `memory_type`).",
     )
     memory_type = serializers.ChoiceField(
         choices=MemoryType.choices,
         write_only=True,
         required=False,
+        error_messages={"invalid_choice": TYPE_ERROR},
         help_text="Older name for `type`; giving both with different values is a 400.",
     )
     content = StrictCharField(
@@ -336,7 +351,9 @@ class ContextRequestSerializer(serializers.Serializer):
     )
     limit = StrictIntegerField(min_value=1, max_value=50, default=5)
     types = serializers.ListField(
-        child=serializers.ChoiceField(choices=MemoryType.choices),
+        child=serializers.ChoiceField(
+            choices=MemoryType.choices, error_messages={"invalid_choice": TYPE_ERROR}
+        ),
         required=False,
         allow_empty=False,
         max_length=4,

@@ -1,0 +1,181 @@
+"""Fault and soak tests through gunicorn: a private PostgreSQL stopped during a burst of
+writes, and worker memory under sustained load."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import free_port, http, manage, service_env
+
+pytestmark = pytest.mark.slow
+
+PG_BIN = Path("/usr/lib/postgresql") / (
+    sorted(os.listdir("/usr/lib/postgresql"))[-1] if Path("/usr/lib/postgresql").is_dir() else ""
+) / "bin"  # fmt: skip
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster on its own port, never the shared one."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="pgfault-"))
+        self.data = self.root / "data"
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        shutil.chown(self.root, "postgres") if os.geteuid() == 0 else None
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust")
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_postgres, *args], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
+            "-l", str(self.root / "log"), "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres():
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL server binaries are needed for the fault test")
+    cluster = PrivatePostgres()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+def test_database_stopping_mid_burst_gives_503_no_partial_rows_and_recovery(
+    start_server, private_postgres
+):
+    manage(service_env(private_postgres.url), "migrate", "--noinput", "-v0")
+    server = start_server(workers=2, database_url=private_postgres.url)
+    key = server.new_key()
+    acknowledged: list[str] = []
+    statuses: list[int] = []
+
+    def write(i: int) -> None:
+        body = {"user_id": "burst", "type": "fact", "content": f"burst memory number {i} tea"}
+        status, _, answer = http("POST", server.url + "/api/v1/memory", key, body)
+        statuses.append(status)
+        if status == 200:
+            acknowledged.append(answer["id"])
+        else:
+            assert (status, answer) == (503, {"detail": "Database unavailable"})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(write, i) for i in range(40)]
+        time.sleep(0.3)
+        private_postgres.stop()  # mid-burst
+        futures += [pool.submit(write, i) for i in range(40, 80)]
+        for future in futures:
+            future.result()
+    assert 503 in statuses
+    assert set(statuses) <= {200, 503}
+    assert http("GET", server.url + "/health")[0] == 503
+
+    private_postgres.start()
+    deadline = time.monotonic() + 20
+    while http("GET", server.url + "/health")[0] != 200:
+        assert time.monotonic() < deadline, "the service did not recover"
+        time.sleep(0.2)
+    status, _, stats = http("GET", server.url + "/api/v1/memory/stats?user_id=burst", key)
+    assert status == 200
+
+    with psycopg.connect(private_postgres.url) as conn:
+        rows = conn.execute(
+            "SELECT m.id::text, m.term_count, COALESCE(SUM(t.tf), 0) "
+            "FROM memories_memory m LEFT JOIN memories_memoryterm t ON t.memory_id = m.id "
+            "GROUP BY m.id"
+        ).fetchall()
+    stored = {memory_id for memory_id, _, _ in rows}
+    assert set(acknowledged) <= stored  # nothing acknowledged was lost
+    # No half-written memory: every stored row has its complete index.
+    assert all(term_count == indexed and term_count > 0 for _, term_count, indexed in rows)
+    assert stats["total"] == len(stored)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _worker_rss_kib(root_pid: int) -> dict[int, int]:
+    """RSS of the gunicorn workers: the leaves of the process tree under root_pid."""
+    leaves, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        children = _children(pid)
+        if children:
+            todo.extend(children)
+        elif pid != root_pid:
+            leaves.append(pid)
+    rss = {}
+    for pid in leaves:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss[pid] = int(line.split()[1])
+    return rss
+
+
+def test_worker_memory_stays_bounded_under_sustained_load(start_server):
+    server = start_server(workers=2)
+    key = server.new_key()
+
+    def mixed(i: int) -> int:
+        user = f"soak{i % 7}"
+        if i % 3 == 0:
+            body = {"user_id": user, "type": "fact", "content": f"soak memory {i} about tea"}
+            return http("POST", server.url + "/api/v1/memory", key, body)[0]
+        if i % 3 == 1:
+            body = {"user_id": user, "query": f"tea {i}", "limit": 5}
+            return http("POST", server.url + "/api/v1/memory/context", key, body)[0]
+        return http("GET", server.url + f"/api/v1/memory?user_id={user}&limit=20", key)[0]
+
+    def run(count: int) -> None:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert set(pool.map(mixed, range(count))) == {200}
+
+    run(600)  # warm up: imports, caches, connections
+    warm = _worker_rss_kib(server.process.pid)
+    assert len(warm) == 2
+    started = time.monotonic()
+    rounds = 0
+    while time.monotonic() - started < 45:
+        run(600)
+        rounds += 1
+    after = _worker_rss_kib(server.process.pid)
+    growth_mib = max(after.get(pid, 0) - rss for pid, rss in warm.items()) / 1024
+    print(f"soak: {rounds * 600} requests, worst worker growth {growth_mib:.1f} MiB")
+    assert set(after) == set(warm), "a worker was replaced"
+    assert growth_mib < 20
