@@ -87,13 +87,26 @@ if tokens >= 1 then
   tokens = tokens - 1
   allowed = 1
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+-- tostring keeps 14 significant digits, only a tenth of a millisecond of a Unix time.
+local tokens_text = string.format('%.17g', tokens)
+local now_text = string.format('%.6f', now)
+redis.call('HSET', KEYS[1], 'tokens', tokens_text, 'ts', now_text)
 redis.call('PEXPIRE', KEYS[1], math.ceil((capacity / rate + 1) * 1000))
-return {allowed, tostring(tokens), tostring(now)}
+return {allowed, tokens_text, now_text}
 """
 
+# After a Redis failure this process uses the database buckets for this long before it
+# tries Redis again: a Redis that hangs costs one socket timeout per interval, not one per
+# request.
+REDIS_RETRY_SECONDS = 5.0
+
 _redis_lock = threading.Lock()
-_redis_state: dict = {"url": None, "script": None, "last_warning": 0.0}
+_redis_state: dict = {
+    "url": None,
+    "script": None,
+    "down_until": float("-inf"),
+    "last_warning": float("-inf"),
+}
 
 
 def _redis_script():
@@ -105,7 +118,9 @@ def _redis_script():
             client = redis.Redis.from_url(
                 url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
             )
-            _redis_state.update(url=url, script=client.register_script(_LUA_TAKE))
+            _redis_state.update(
+                url=url, script=client.register_script(_LUA_TAKE), down_until=float("-inf")
+            )
         return _redis_state["script"]
 
 
@@ -131,8 +146,12 @@ _SQL_LEAST_GREATEST = {"postgresql": ("LEAST", "GREATEST"), "sqlite": ("MIN", "M
 def _take_sql(vendor: str) -> str:
     """The same arithmetic as take_token in one upsert; SET sees the row's old values."""
     table = RateLimitBucket._meta.db_table
-    now = _SQL_NOW[vendor]
     least, greatest = _SQL_LEAST_GREATEST[vendor]
+    # The clock is read once, into the proposed row: clock_timestamp() would give every
+    # reference its own instant, so the test, the new tokens and the new time could
+    # disagree. A statement that waited for the row lock may hold an instant older than
+    # the row's; the bucket's time never goes back, so that wait is not refilled twice.
+    now = "excluded.updated_at"
     refilled = (
         f"{least}(%(cap)s, {table}.tokens"
         f" + {greatest}(0, {now} - {table}.updated_at) * %(cap)s / 60.0)"
@@ -140,11 +159,11 @@ def _take_sql(vendor: str) -> str:
     # A new key starts full: the inserted row already has its first token taken.
     return (
         f"INSERT INTO {table} (key_id, tokens, updated_at, allowed) "
-        f"VALUES (%(key)s, %(cap)s - 1, {now}, TRUE) "
+        f"VALUES (%(key)s, %(cap)s - 1, {_SQL_NOW[vendor]}, TRUE) "
         f"ON CONFLICT (key_id) DO UPDATE SET "
         f"tokens = CASE WHEN {refilled} >= 1 THEN {refilled} - 1 ELSE {refilled} END, "
         f"allowed = ({refilled} >= 1), "
-        f"updated_at = {now} "
+        f"updated_at = {greatest}({table}.updated_at, {now}) "
         f"RETURNING allowed, tokens, updated_at"
     )
 
@@ -162,11 +181,15 @@ def _take_database(api_key: ApiKey) -> BucketDecision:
 
 def take(api_key: ApiKey) -> BucketDecision:
     """Take one token for api_key from the shared bucket."""
-    if settings.REDIS_URL:
+    redis_down = (
+        _redis_state["url"] == settings.REDIS_URL and time.monotonic() < _redis_state["down_until"]
+    )
+    if settings.REDIS_URL and not redis_down:
         try:
             return _take_redis(api_key)
         except Exception as exc:  # any Redis failure falls back, never a 500
             now = time.monotonic()
+            _redis_state["down_until"] = now + REDIS_RETRY_SECONDS
             if now - _redis_state["last_warning"] >= 60:
                 _redis_state["last_warning"] = now
                 logger.warning(
