@@ -1,0 +1,767 @@
+"""End-to-end HTTP benchmark of the memory service, as deployed.
+
+    .venv/bin/python bench/run.py [--quick] [--scenarios create,list,context,stats,floor]
+                                  [--sizes 1000,10000] [--seconds 10]
+
+What it does:
+1. Creates its own PostgreSQL database (BENCH_DATABASE_URL, default
+   postgres://postgres@127.0.0.1:5432/memory_bench), runs `manage.py migrate`, and issues an
+   API key with `manage.py generate_api_key`.
+2. Preloads one user per size (memories per user) through memories.services.create_memory
+   in worker processes with the server's environment, so encryption and the blind index
+   are real. Sentences come from bench/corpus.py templates.
+3. Starts gunicorn like the Procfile's web line (bound to 127.0.0.1, WEB_CONCURRENCY
+   workers, default 2), production settings (DEBUG=false), Redis rate-limit buckets; and the
+   same again with bench/floor's settings for the floor endpoint.
+4. Drives each scenario with wrk (Lua scripts rotate bodies and report p50/p95/p99), or with
+   a Python thread client when wrk is missing (the output says which).
+5. Prints a table, writes bench/results/<timestamp>.json and
+   bench/results/latency_vs_size.png, and drops the database.
+
+--quick: 5 s per measurement, no 100,000-memory user. Environment overrides:
+BENCH_DATABASE_URL, BENCH_REDIS_URL, WEB_CONCURRENCY.
+"""
+
+import argparse
+import contextlib
+import http.client
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import corpus  # bench/ is sys.path[0]
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/memory_bench"
+)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+OWNER = "bench-owner"
+CREATE_USER = "bench-create"
+FLOOR_USER = "bench-floor"
+HUGE_LIMIT = 100_000_000
+KEY_PATTERN = re.compile(r"aimsk_live_[A-Za-z0-9_-]+")
+ALL_SCENARIOS = ["create", "floor", "list", "stats", "context"]
+THROUGHPUT_CONCURRENCY = 8
+PRELOAD_PROCESSES = 2
+PRELOAD_CHUNK = 5_000
+BULK_ABOVE = 10_000  # bigger users load through bulk_create (same rows)
+
+
+def user_for(size: int) -> str:
+    return f"bench-user-{size}"
+
+
+# --- environment, database, server --------------------------------------------------------
+
+
+def base_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BENCH_"))}
+    for name in ("DJANGO_SETTINGS_MODULE", "API_KEY", "CORS_ORIGINS", "DATA_DIR"):
+        env.pop(name, None)
+    from cryptography.fernet import Fernet
+
+    env.update(
+        DEBUG="false",
+        SECRET_KEY="bench-secret-" + os.urandom(24).hex(),
+        ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.setdefault("WEB_CONCURRENCY", "2")
+    return env
+
+
+def admin_sql(*statements: str) -> None:
+    import psycopg
+
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement.format(name=name))
+
+
+def create_database(env: dict) -> None:
+    admin_sql('DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', 'CREATE DATABASE "{name}"')
+    manage(env, "migrate", "--noinput", "-v0")
+
+
+def drop_database() -> None:
+    admin_sql('DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def manage(env: dict, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)}: {result.stderr[-2000:]}")
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def web_command() -> str:
+    """The Procfile's web line, bound to loopback, gunicorn from this interpreter."""
+    line = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    command = line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
+    return command.replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
+
+
+class Server:
+    def __init__(self, name: str, env: dict, log: Path):
+        self.name, self.log = name, log
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(  # noqa: S602 - the Procfile line, as a platform runs it
+            web_command(),
+            shell=True,
+            cwd=ROOT,
+            env={**env, "PORT": str(port)},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{name} server exited:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        # shell=True: the shell may exec gunicorn (pid is the master) or fork it.
+        pids = [int(p) for p in out]
+        children = []
+        for pid in pids:
+            children += subprocess.run(
+                ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+            ).stdout.split()
+        return [int(p) for p in children] or pids
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """User + system CPU ticks of each live process (Linux /proc)."""
+    ticks = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+
+def database_backends() -> list[int]:
+    """PostgreSQL backend processes serving the benchmark database."""
+    import psycopg
+
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    with contextlib.suppress(Exception), psycopg.connect(admin, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [name])
+        return [row[0] for row in rows]
+    return []
+
+
+class CpuMeter:
+    """CPU milliseconds the server's workers and its database backends spend per request:
+    unlike requests/s, barely moved by other load on the machine."""
+
+    HZ = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, server: "Server"):
+        self.server = server
+
+    def __enter__(self):
+        self.web = cpu_ticks(self.server.worker_pids())
+        self.db = cpu_ticks(database_backends())
+        return self
+
+    def __exit__(self, *exc):
+        web_after = cpu_ticks(list(self.web) + self.server.worker_pids())
+        db_after = cpu_ticks(list(self.db) + database_backends())
+        self.web_ms = self._delta(self.web, web_after)
+        self.db_ms = self._delta(self.db, db_after)
+
+    def _delta(self, before: dict, after: dict) -> float:
+        ticks = sum(t - before.get(pid, 0) for pid, t in after.items())
+        return ticks * 1000 / self.HZ
+
+    def per_request(self, requests: int) -> dict:
+        n = max(1, requests)
+        return {
+            "web_cpu_ms": round(self.web_ms / n, 2),
+            "db_cpu_ms": round(self.db_ms / n, 2),
+        }
+
+
+def call(url: str, key: str, method: str, path: str, body: dict | None = None) -> tuple:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def preload(env: dict, sizes: list[int]) -> dict:
+    """One user per size under OWNER, through create_memory, in parallel processes."""
+    jobs = []
+    for size in sizes:
+        for index, start in enumerate(range(0, size, PRELOAD_CHUNK)):
+            count = min(PRELOAD_CHUNK, size - start)
+            jobs.append(
+                {
+                    "owner": OWNER,
+                    "user": user_for(size),
+                    "count": count,
+                    "seed": size + index,
+                    "bulk": size > BULK_ABOVE,
+                }
+            )
+    per_process = [jobs[i::PRELOAD_PROCESSES] for i in range(PRELOAD_PROCESSES)]
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(BENCH / "preload.py"), json.dumps(batch)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for batch in per_process
+        if batch
+    ]
+    for process in processes:
+        _, err = process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"preload failed: {err[-3000:]}")
+    seconds = time.perf_counter() - started
+    total = sum(sizes)
+    return {"memories": total, "seconds": round(seconds, 1), "per_second": round(total / seconds)}
+
+
+def analyze(env: dict) -> None:
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+# --- load generators ------------------------------------------------------------------------
+
+
+def lua_string(text: str) -> str:
+    assert "]==]" not in text
+    return f"[==[{text}]==]"
+
+
+def lua_script(method: str, path: str, key: str, bodies: list[dict] | None) -> str:
+    headers = f'wrk.headers["Authorization"] = {lua_string("Bearer " + key)}\n'
+    if bodies:
+        headers += 'wrk.headers["Content-Type"] = "application/json"\n'
+        items = ",\n".join(lua_string(json.dumps(b)) for b in bodies)
+        rotate = f"""
+local bodies = {{
+{items}
+}}
+local requests = {{}}
+local i = 0
+init = function(args)
+  for n, body in ipairs(bodies) do
+    requests[n] = wrk.format(nil, nil, nil, body)
+  end
+  i = math.random(#requests)
+end
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end
+"""
+    else:
+        rotate = ""
+    done = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,' ..
+    '"mean_us":%.1f,"max_us":%d,"status_errors":%d,"socket_errors":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.mean, latency.max, e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+    return f'wrk.method = "{method}"\nwrk.path = {lua_string(path)}\n{headers}{rotate}{done}'
+
+
+def run_wrk(url, key, method, path, bodies, concurrency, seconds, workdir: Path) -> dict:
+    script = workdir / f"s{random.randrange(1 << 30)}.lua"
+    script.write_text(lua_script(method, path, key, bodies))
+    result = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(concurrency, 2)}",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url + path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH_JSON "))
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    return {
+        "requests": raw["requests"],
+        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p95_ms": raw["p95_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "mean_ms": round(raw["mean_us"] / 1000, 3),
+        "max_ms": raw["max_us"] / 1000,
+        "errors": raw["status_errors"] + raw["socket_errors"],
+    }
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = max(0, math.ceil(pct / 100 * len(sorted_values)) - 1)
+    return sorted_values[index]
+
+
+def run_threads(url, key, method, path, bodies, concurrency, seconds, workdir=None) -> dict:
+    """Fallback load generator: `concurrency` keep-alive connections in a closed loop."""
+    host, port = url.removeprefix("http://").split(":")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    encoded = [json.dumps(b).encode() for b in bodies] if bodies else [None]
+    deadline = time.monotonic() + seconds
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+
+    def loop(n: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        i = n
+        while time.monotonic() < deadline:
+            i += 1
+            started = time.perf_counter()
+            try:
+                conn.request(method, path, body=encoded[i % len(encoded)], headers=headers)
+                response = conn.getresponse()
+                response.read()
+                errors[n] += response.status >= 400
+            except (OSError, http.client.HTTPException):
+                errors[n] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            latencies[n].append(time.perf_counter() - started)
+        conn.close()
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in range(concurrency)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    values = sorted(x * 1000 for per in latencies for x in per)
+    return {
+        "requests": len(values),
+        "rps": round(len(values) / elapsed, 1),
+        "p50_ms": round(percentile(values, 50), 3),
+        "p95_ms": round(percentile(values, 95), 3),
+        "p99_ms": round(percentile(values, 99), 3),
+        "mean_ms": round(sum(values) / max(1, len(values)), 3),
+        "max_ms": round(values[-1], 3) if values else float("nan"),
+        "errors": sum(errors),
+    }
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def create_bodies(user_id: str, count: int = 400) -> list[dict]:
+    return corpus.memories(count, user_id, seed=424242)
+
+
+def context_bodies(user_id: str) -> list[dict]:
+    return [{"user_id": user_id, "query": q, "limit": 5} for q in corpus.QUERIES]
+
+
+def plan(scenarios: list[str], sizes: list[int], rounds: int) -> list[dict]:
+    """Every measurement, in order. create and floor alternate so drift hits both alike."""
+    steps = []
+    c8 = THROUGHPUT_CONCURRENCY
+    for _ in range(rounds):
+        if "floor" in scenarios:
+            steps.append({"scenario": "floor", "size": None, "concurrency": c8})
+        if "create" in scenarios:
+            steps.append({"scenario": "create", "size": None, "concurrency": c8})
+    for size in sizes:
+        if "list" in scenarios:
+            steps.append({"scenario": "list", "size": size, "concurrency": c8})
+        if "stats" in scenarios:
+            steps.append({"scenario": "stats", "size": size, "concurrency": c8})
+        if "context" in scenarios:
+            steps.append({"scenario": "context", "size": size, "concurrency": 1})
+            steps.append({"scenario": "context", "size": size, "concurrency": c8})
+    return steps
+
+
+def request_for(step: dict) -> tuple[str, str, list[dict] | None, str]:
+    scenario, size = step["scenario"], step["size"]
+    if scenario == "create":
+        return "POST", "/api/v1/memory", create_bodies(CREATE_USER), "service"
+    if scenario == "floor":
+        return "POST", "/floor/memory", create_bodies(FLOOR_USER), "floor"
+    user = user_for(size)
+    if scenario == "list":
+        return "GET", f"/api/v1/memory?user_id={user}&limit=20", None, "service"
+    if scenario == "stats":
+        return "GET", f"/api/v1/memory/stats?user_id={user}", None, "service"
+    return "POST", "/api/v1/memory/context", context_bodies(user), "service"
+
+
+def check_responses(servers: dict, key: str, sizes: list[int]) -> None:
+    """Each endpoint answers correctly before it is timed (a fast 4xx would look great)."""
+    service = servers["service"].url
+    status, memory = call(service, key, "POST", "/api/v1/memory", create_bodies(CREATE_USER)[0])
+    assert status == 200 and memory["id"], memory
+    for size in sizes:
+        user = user_for(size)
+        status, page = call(service, key, "GET", f"/api/v1/memory?user_id={user}&limit=20")
+        assert status == 200 and len(page) == min(20, size), (size, len(page))
+        status, stats = call(service, key, "GET", f"/api/v1/memory/stats?user_id={user}")
+        assert status == 200 and stats["total"] == size, (size, stats)
+        body = context_bodies(user)[0]
+        status, found = call(service, key, "POST", "/api/v1/memory/context", body)
+        assert status == 200 and len(found["memories"]) == min(5, size), found
+    if "floor" in servers:
+        status, row = call(
+            servers["floor"].url, key, "POST", "/floor/memory", create_bodies(FLOOR_USER)[0]
+        )
+        assert status == 200 and row["id"], row
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def print_table(rows: list[dict], load_tool: str) -> None:
+    print(f"\nload generator: {load_tool}; web/db cpu = CPU ms per request in the gunicorn")
+    print("workers / the PostgreSQL backends (Linux /proc), steadier than req/s on a busy host")
+    header = (
+        f"{'scenario':<9} {'size':>7} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'web cpu':>8} {'db cpu':>7} {'errors':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        size = "-" if row["size"] is None else f"{row['size']:,}"
+        print(
+            f"{row['scenario']:<9} {size:>7} {row['concurrency']:>5} {row['rps']:>9.1f} "
+            f"{row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{row['web_cpu_ms']:>8.2f} {row['db_cpu_ms']:>7.2f} {row['errors']:>6}"
+        )
+
+
+def floor_ratio(rows: list[dict]) -> dict | None:
+    create = [r["rps"] for r in rows if r["scenario"] == "create"]
+    floor = [r["rps"] for r in rows if r["scenario"] == "floor"]
+    if not create or not floor:
+        return None
+    create_rps, floor_rps = sum(create) / len(create), sum(floor) / len(floor)
+
+    def cpu(name: str) -> float:
+        rows_ = [r for r in rows if r["scenario"] == name]
+        return sum(r["web_cpu_ms"] + r["db_cpu_ms"] for r in rows_) / len(rows_)
+
+    return {
+        "create_rps": round(create_rps, 1),
+        "floor_rps": round(floor_rps, 1),
+        "ratio": round(create_rps / floor_rps, 3),
+        "create_cpu_ms": round(cpu("create"), 2),
+        "floor_cpu_ms": round(cpu("floor"), 2),
+        # The same comparison on CPU cost per request (web workers + database backends).
+        "cpu_ratio": round(cpu("floor") / cpu("create"), 3),
+        "target": 0.70,
+    }
+
+
+def context_scaling(rows: list[dict]) -> dict:
+    by = {(r["size"], r["concurrency"]): r for r in rows if r["scenario"] == "context"}
+    out = {}
+    if (1000, 8) in by and (10000, 8) in by:
+        out["throughput_1k_over_10k"] = round(by[(1000, 8)]["rps"] / by[(10000, 8)]["rps"], 2)
+        out["target_max"] = 2.0
+    if (10000, 1) in by:
+        out["p95_ms_10k_c1"] = by[(10000, 1)]["p95_ms"]
+        out["p95_target_ms"] = 25.0
+    return out
+
+
+def plot(rows: list[dict], path: Path, title_note: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    c1 = sorted((r for r in rows if r["scenario"] == "context" and r["concurrency"] == 1),
+                key=lambda r: r["size"])  # fmt: skip
+    c8 = {r["size"]: r["rps"] for r in rows if r["scenario"] == "context" and r["concurrency"] > 1}
+    if not c1:
+        return False
+    sizes = [r["size"] for r in c1]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    ax.plot(sizes, [r["p50_ms"] for r in c1], "o-", label="p50, concurrency 1")
+    ax.plot(sizes, [r["p95_ms"] for r in c1], "s-", label="p95, concurrency 1")
+    ax.axhline(25, color="grey", linestyle=":", label="p95 target (25 ms at 10k)")
+    ax.set_xscale("log")
+    ax.set_xlabel("memories per user")
+    ax.set_ylabel("latency (ms)")
+    ax.set_ylim(bottom=0)
+    ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+    if c8:
+        ax2 = ax.twinx()
+        ax2.plot(sizes, [c8.get(s, float("nan")) for s in sizes], "^--", color="tab:green",
+                 label=f"req/s, concurrency {THROUGHPUT_CONCURRENCY}")  # fmt: skip
+        ax2.set_ylabel("requests/s")
+        ax2.set_ylim(bottom=0)
+        lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+        ax.legend(lines, labels, loc="upper left", fontsize=8)
+    else:
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"POST /api/v1/memory/context latency vs memories per user\n{title_note}",
+                 fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5 s runs, no 100k user")
+    parser.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
+    parser.add_argument("--sizes", default=None, help="memories per user, comma-separated")
+    parser.add_argument("--seconds", type=int, default=None, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=None, help="create/floor rounds")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    args = parser.parse_args()
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(args.scenarios) - set(ALL_SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    default_sizes = "100,1000,10000" if args.quick else "100,1000,10000,100000"
+    args.sizes = [int(s) for s in (args.sizes or default_sizes).split(",") if s.strip()]
+    args.seconds = args.seconds or (5 if args.quick else 10)
+    args.rounds = args.rounds or (1 if args.quick else 2)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.monotonic()
+    env = base_env()
+    load = run_wrk if shutil.which("wrk") else None
+    if load is None and shutil.which("apt-get") and os.geteuid() == 0:
+        print("wrk not found; trying apt-get install -y wrk", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, check=False)
+        load = run_wrk if shutil.which("wrk") else None
+    load = load or run_threads
+    load_tool = "wrk" if load is run_wrk else "python threads (wrk unavailable)"
+    needs_data = {"list", "stats", "context"} & set(args.scenarios)
+    sizes = args.sizes if needs_data else []
+
+    print(f"database {DATABASE_URL}, redis {REDIS_URL}", flush=True)
+    create_database(env)
+    servers: dict[str, Server] = {}
+    try:
+        output = manage(env, "generate_api_key", OWNER, "--rate-limit", str(HUGE_LIMIT))
+        key = KEY_PATTERN.search(output).group(0)
+        load_info = None
+        if sizes:
+            print(f"preloading {sum(sizes):,} memories ({', '.join(map(str, sizes))})...",
+                  flush=True)  # fmt: skip
+            load_info = preload(env, sizes)
+            print(f"  {load_info['per_second']} memories/s, {load_info['seconds']} s", flush=True)
+        analyze(env)
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            servers["service"] = Server("service", env, workdir / "service.log")
+            if "floor" in args.scenarios:
+                floor_env = {
+                    **env,
+                    "DJANGO_SETTINGS_MODULE": "floor.settings",
+                    "PYTHONPATH": os.pathsep.join(
+                        filter(None, [str(BENCH), env.get("PYTHONPATH")])
+                    ),
+                }
+                servers["floor"] = Server("floor", floor_env, workdir / "floor.log")
+            check_responses(servers, key, sizes)
+            for name, server in servers.items():  # warm every worker: imports, connections
+                method, path, bodies = (
+                    ("POST", "/floor/memory", create_bodies(FLOOR_USER, 20))
+                    if name == "floor"
+                    else ("POST", "/api/v1/memory/context", context_bodies(user_for(sizes[0])))
+                    if sizes
+                    else ("POST", "/api/v1/memory", create_bodies(CREATE_USER, 20))
+                )
+                load(server.url, key, method, path, bodies, THROUGHPUT_CONCURRENCY, 1, workdir)
+            rows = []
+            for step in plan(args.scenarios, sizes, args.rounds):
+                method, path, bodies, target = request_for(step)
+                with CpuMeter(servers[target]) as meter:
+                    result = load(
+                        servers[target].url, key, method, path, bodies,
+                        step["concurrency"], args.seconds, workdir,
+                    )  # fmt: skip
+                result.update(meter.per_request(result["requests"]))
+                row = {**step, "method": method, "path": path.split("?")[0], **result}
+                rows.append(row)
+                size = "" if step["size"] is None else f" size={step['size']}"
+                print(
+                    f"  {step['scenario']}{size} c={step['concurrency']}: {row['rps']} req/s, "
+                    f"p50 {row['p50_ms']:.2f} ms, p95 {row['p95_ms']:.2f} ms, "
+                    f"cpu/req web {row['web_cpu_ms']} ms db {row['db_cpu_ms']} ms",
+                    flush=True,
+                )
+    finally:
+        for server in servers.values():
+            server.stop()
+        if not args.keep_db:
+            drop_database()
+        flush_buckets()
+
+    print_table(rows, load_tool)
+    ratio = floor_ratio(rows)
+    if ratio:
+        print(
+            f"\ncreate / floor: {ratio['create_rps']} / {ratio['floor_rps']} req/s = "
+            f"{ratio['ratio']:.0%} (target >= 70%); by CPU per request "
+            f"{ratio['floor_cpu_ms']} / {ratio['create_cpu_ms']} ms = {ratio['cpu_ratio']:.0%}"
+        )
+    scaling = context_scaling(rows)
+    if scaling:
+        print(f"context scaling: {scaling}")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = {
+        "timestamp": stamp,
+        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_at_end": os.getloadavg(),
+        },
+        "settings": {
+            "gunicorn_workers": int(env["WEB_CONCURRENCY"]),
+            "seconds_per_measurement": args.seconds,
+            "create_floor_rounds": args.rounds,
+            "load_generator": load_tool,
+            "database": "postgresql",
+            "rate_limit_backend": "redis",
+            "sizes": sizes,
+        },
+        "preload": load_info,
+        "results": rows,
+        "floor_ratio": ratio,
+        "context_scaling": scaling,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{stamp}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    workers = env["WEB_CONCURRENCY"]
+    note = f"{os.cpu_count()} cores, gunicorn {workers} workers, {load_tool}, {stamp}"
+    plotted = plot(rows, RESULTS / "latency_vs_size.png", note)
+    print(f"\nwrote {out.relative_to(ROOT)}")
+    if plotted:
+        print("wrote bench/results/latency_vs_size.png")
+    print(f"total {report['seconds']} s")
+
+
+def flush_buckets() -> None:
+    """Remove this run's rate-limit buckets from the benchmark's Redis database."""
+    with contextlib.suppress(Exception):
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        for name in client.scan_iter("ratelimit:*"):
+            client.delete(name)
+        client.close()
+
+
+if __name__ == "__main__":
+    main()
