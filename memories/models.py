@@ -121,6 +121,13 @@ class Memory(models.Model):
                 name="memory_owner_user_key",
                 condition=Q(is_deleted=False),
             ),
+            # Context ranking: BM25 corpus statistics read this index only.
+            models.Index(
+                fields=["owner_id", "user_id"],
+                include=["term_count", "expires_at"],
+                name="memory_owner_user_corpus",
+                condition=Q(is_deleted=False),
+            ),
             # Context fallback: most important (no importance counts as 3), then newest.
             models.Index(
                 F("owner_id"),
@@ -184,7 +191,8 @@ class Memory(models.Model):
 
 class MemoryTerm(models.Model):
     """Blind keyword index: one row per (memory, term). The term is a keyed hash scoped
-    to owner and user, so equal words match only inside one owner's user."""
+    to owner and user, so equal words match only inside one owner's user. The memory's
+    length and expiry are copied here so ranking reads this index alone."""
 
     id = models.BigAutoField(primary_key=True)
     memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="terms")
@@ -192,10 +200,16 @@ class MemoryTerm(models.Model):
     user_id = models.CharField(max_length=255)
     term = models.BigIntegerField()
     tf = models.PositiveSmallIntegerField()
+    doc_length = models.PositiveIntegerField(help_text="The memory's term_count.")
+    expires_at = models.DateTimeField(null=True, help_text="The memory's expires_at.")
 
     class Meta:
         indexes = [
-            models.Index(fields=["owner_id", "user_id", "term"], name="memoryterm_lookup"),
+            models.Index(
+                fields=["owner_id", "user_id", "term"],
+                include=["memory_id", "tf", "doc_length", "expires_at"],
+                name="memoryterm_lookup",
+            ),
         ]
 
 

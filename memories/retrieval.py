@@ -12,6 +12,7 @@ With embeddings on, the score is 0.5 * that + 0.5 * cosine similarity (clipped a
 """
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,11 @@ logger = logging.getLogger(__name__)
 K1, B = 1.2, 0.75
 LEXICAL_POOL = 50  # lexical candidates considered for blending and re-ranking
 FALLBACK_POOL = 20  # most important and newest memories added as candidates
+# BM25's corpus statistics (live count, average length) cost a scan of the user's rows.
+# For large users they move slowly, so each worker reuses them for a short while.
+CORPUS_CACHE_MIN_MEMORIES = 2000
+CORPUS_CACHE_SECONDS = 30.0
+_corpus_cache: dict[tuple[str, str], tuple[float, float, float]] = {}
 RECENCY_HALF_LIFE_DAYS = 30.0
 
 
@@ -62,13 +68,18 @@ def _as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _live_filter_sql(types, min_importance) -> tuple[str, list]:
-    sql, params = "", []
+def _live_filter_sql(alias: str, types, min_importance) -> tuple[str, list]:
+    """WHERE conditions for one owner's user's live memories, on table alias."""
+    sql = (
+        f"{alias}.owner_id = %s AND {alias}.user_id = %s AND {alias}.is_deleted = %s"
+        f" AND ({alias}.expires_at IS NULL OR {alias}.expires_at > %s)"
+    )
+    params: list = []
     if types:
-        sql += f" AND type IN ({', '.join(['%s'] * len(types))})"
+        sql += f" AND {alias}.type IN ({', '.join(['%s'] * len(types))})"
         params += list(types)
     if min_importance is not None:
-        sql += " AND importance >= %s"
+        sql += f" AND {alias}.importance >= %s"
         params.append(min_importance)
     return sql, params
 
@@ -77,34 +88,55 @@ def _lexical_candidates(
     *, owner_id, user_id, weights: dict[int, float], limit, types, min_importance, now
 ) -> list[Scored]:
     """One query: BM25 over the user's live memories for the hashed query terms, plus the
-    most important and the newest live memories as fallback (and re-ranking) candidates."""
+    most important and the newest live memories as fallback (and re-ranking) candidates.
+
+    Shaped for the indexes: term hits are an index-only scan of the term index; the two
+    fallback lists are index scans with LIMIT; only the corpus statistics (count and
+    average length of the live memories, ignoring the optional filters) read every live
+    row of the user, from a covering index."""
     memory_table, term_table = Memory._meta.db_table, MemoryTerm._meta.db_table
-    extra_sql, extra_params = _live_filter_sql(types, min_importance)
+    live_sql, filter_params = _live_filter_sql("m", types, min_importance)
+    now_value = connection.ops.adapt_datetimefield_value(now)
+    scope = [owner_id, user_id, False, now_value]
+    live_params = scope + filter_params
+    # Index rows exist only for memories that are not soft-deleted, and carry their
+    # expiry; the memories table is joined only for the optional filters.
+    filter_join, filter_sql = "", ""
+    if filter_params:
+        filter_join = f"JOIN {memory_table} m ON m.id = t.memory_id"
+        filter_sql = " AND " + live_sql
     values = ", ".join(["(%s, %s)"] * len(weights))
+    cached = _corpus_cache.get((owner_id, user_id))
+    if cached is not None and cached[2] > time.monotonic():
+        corpus_sql = (
+            "SELECT CAST(%s AS DOUBLE PRECISION) AS n, CAST(%s AS DOUBLE PRECISION) AS avgdl"
+        )
+        corpus_params = list(cached[:2])
+    else:
+        cached = None
+        corpus_sql = f"""
+        SELECT CAST(COUNT(*) AS DOUBLE PRECISION) AS n,
+               CAST(COALESCE(NULLIF(AVG(c.term_count), 0), 1) AS DOUBLE PRECISION) AS avgdl
+        FROM {memory_table} c
+        WHERE c.owner_id = %s AND c.user_id = %s AND c.is_deleted = %s
+          AND (c.expires_at IS NULL OR c.expires_at > %s)"""
+        corpus_params = scope
     sql = f"""
     WITH q(term, weight) AS (VALUES {values}),
-    live AS (
-        SELECT id, term_count, importance, created_at FROM {memory_table}
-        WHERE owner_id = %s AND user_id = %s AND is_deleted = %s
-          AND (expires_at IS NULL OR expires_at > %s){extra_sql}
-    ),
-    corpus AS (
-        SELECT CAST(COUNT(*) AS DOUBLE PRECISION) AS n,
-               CAST(COALESCE(NULLIF(AVG(term_count), 0), 1) AS DOUBLE PRECISION) AS avgdl
-        FROM live
-    ),
+    corpus AS ({corpus_sql}),
     hits AS (
-        SELECT t.memory_id, t.term, t.tf, q.weight, l.term_count
+        SELECT t.memory_id, t.term, t.tf, q.weight, t.doc_length
         FROM {term_table} t
         JOIN q ON q.term = t.term
-        JOIN live l ON l.id = t.memory_id
+        {filter_join}
         WHERE t.owner_id = %s AND t.user_id = %s
+          AND (t.expires_at IS NULL OR t.expires_at > %s){filter_sql}
     ),
     df AS (SELECT term, COUNT(*) AS df FROM hits GROUP BY term),
     bm25 AS (
         SELECT h.memory_id,
                SUM(h.weight * LN(1 + (c.n - d.df + 0.5) / (d.df + 0.5))
-                   * h.tf * {K1 + 1} / (h.tf + {K1} * ({1 - B} + {B} * h.term_count / c.avgdl)))
+                   * h.tf * {K1 + 1} / (h.tf + {K1} * ({1 - B} + {B} * h.doc_length / c.avgdl)))
                AS score
         FROM hits h JOIN df d ON d.term = h.term CROSS JOIN corpus c
         GROUP BY h.memory_id
@@ -112,27 +144,42 @@ def _lexical_candidates(
         LIMIT %s
     ),
     important AS (
-        SELECT id FROM live
-        ORDER BY COALESCE(importance, {DEFAULT_IMPORTANCE}) DESC, created_at DESC LIMIT %s
+        SELECT m.id FROM {memory_table} m WHERE {live_sql}
+        ORDER BY COALESCE(m.importance, {DEFAULT_IMPORTANCE}) DESC, m.created_at DESC LIMIT %s
     ),
-    recent AS (SELECT id FROM live ORDER BY created_at DESC LIMIT %s)
-    SELECT l.id, COALESCE(b.score, 0), l.importance, l.created_at
-    FROM live l LEFT JOIN bm25 b ON b.memory_id = l.id
-    WHERE l.id IN (SELECT memory_id FROM bm25)
-       OR l.id IN (SELECT id FROM important)
-       OR l.id IN (SELECT id FROM recent)
+    recent AS (
+        SELECT m.id FROM {memory_table} m WHERE {live_sql}
+        ORDER BY m.created_at DESC LIMIT %s
+    ),
+    candidates AS (
+        SELECT memory_id AS id FROM bm25
+        UNION SELECT id FROM important
+        UNION SELECT id FROM recent
+    )
+    SELECT m.id, COALESCE(b.score, 0), m.importance, m.created_at, c.n, c.avgdl
+    FROM candidates x
+    JOIN {memory_table} m ON m.id = x.id
+    LEFT JOIN bm25 b ON b.memory_id = x.id
+    CROSS JOIN corpus c
     """
-    params: list = [p for term, weight in weights.items() for p in (term, weight)]
-    params += [owner_id, user_id, False, connection.ops.adapt_datetimefield_value(now)]
-    params += extra_params
     pool = max(limit, FALLBACK_POOL)
-    params += [owner_id, user_id, LEXICAL_POOL, pool, pool]
+    params: list = [p for term, weight in weights.items() for p in (term, weight)]
+    params += corpus_params
+    params += [owner_id, user_id, now_value, *(live_params if filter_params else [])]
+    params += [LEXICAL_POOL]
+    params += [*live_params, pool]
+    params += [*live_params, pool]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if cached is None and rows and rows[0][4] >= CORPUS_CACHE_MIN_MEMORIES:
+        if len(_corpus_cache) > 10_000:
+            _corpus_cache.clear()
+        expires = time.monotonic() + CORPUS_CACHE_SECONDS
+        _corpus_cache[(owner_id, user_id)] = (rows[0][4], rows[0][5], expires)
     return [
         Scored(_as_uuid(mid), float(score), importance, _as_datetime(created))
-        for mid, score, importance, created in rows
+        for mid, score, importance, created, _, _ in rows
     ]
 
 

@@ -14,7 +14,8 @@ from apikeys.services import record_event
 from memories import crypto, embeddings, text
 from memories.models import Memory, MemoryEmbedding, MemoryTerm, MemoryType
 
-INDEXED_FIELDS = {"content", "type", "key", "value"}
+# Fields whose change rewrites the memory's index rows (expiry is copied into them).
+INDEXED_FIELDS = {"content", "type", "key", "value", "ttl_seconds", "expires_at"}
 
 
 def _term_hash(key: bytes, owner_id: str, user_id: str, stem: str) -> int:
@@ -51,6 +52,8 @@ def _prepare_index(memory: Memory) -> list[MemoryTerm]:
             user_id=memory.user_id,
             term=_term_hash(primary, memory.owner_id, memory.user_id, stem),
             tf=min(tf, 32767),
+            doc_length=memory.term_count,
+            expires_at=memory.expires_at,
         )
         for stem, tf in counts.items()
     ]

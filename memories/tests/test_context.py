@@ -29,7 +29,12 @@ def contents(body):
 
 
 def index_snapshot():
-    terms = sorted(MemoryTerm.objects.values_list("memory_id", "owner_id", "user_id", "term", "tf"))
+    terms = sorted(
+        MemoryTerm.objects.values_list(
+            "memory_id", "owner_id", "user_id", "term", "tf", "doc_length", "expires_at"
+        ),
+        key=repr,
+    )
     counts = sorted(Memory.objects.values_list("id", "term_count", "content_hash"))
     return terms, counts
 
@@ -180,7 +185,9 @@ def test_index_follows_every_write_path(client):
 
 ACTIONS = st.lists(
     st.tuples(
-        st.sampled_from(["create", "patch_content", "patch_key", "patch_other", "soft", "hard"]),
+        st.sampled_from(
+            ["create", "patch_content", "patch_key", "patch_other", "patch_expiry", "soft", "hard"]
+        ),
         st.integers(min_value=0, max_value=5),
         st.sampled_from(["Loves jazz music", "Works remotely", "Café in Paris", "ran 5 km", ""]),
     ),
@@ -207,6 +214,9 @@ def test_index_after_random_writes_equals_a_rebuild(db, actions):
             services.update_memory(memory=target, data={"key": f"music_{pick}"})
         elif action == "patch_other":
             services.update_memory(memory=target, data={"importance": 1 + pick % 5})
+        elif action == "patch_expiry":
+            expires_at = timezone.now() + timedelta(hours=pick - 2)  # some already expired
+            services.update_memory(memory=target, data={"expires_at": expires_at})
         elif action == "soft":
             services.soft_delete_memory(memory=target)
         else:
