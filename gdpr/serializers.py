@@ -6,9 +6,6 @@ from memories.serializers import MemorySerializer
 class ExportRecordSerializer(MemorySerializer):
     state = serializers.ChoiceField(choices=["live", "deleted", "expired"])
 
-    class Meta(MemorySerializer.Meta):
-        fields = [f for f in MemorySerializer.Meta.fields if f != "memory_type"] + ["state"]
-
 
 class ExportCountsSerializer(serializers.Serializer):
     memories = serializers.IntegerField(help_text="All memory rows: live, deleted, expired.")

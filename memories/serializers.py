@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from memories.models import MAX_CONTENT_CHARS, MAX_TTL_SECONDS, IngestionMode, Memory, MemoryType
+from memories.models import MAX_CONTENT_CHARS, MAX_TTL_SECONDS, IngestionMode, MemoryType
 from memories.rules import parse_rule
 
 MAX_METADATA_BYTES = 5 * 1024
@@ -144,9 +144,13 @@ class MetadataField(serializers.JSONField):
         return data
 
 
-class MemorySerializer(serializers.ModelSerializer):
-    """Memory Contract v1, for create (POST) and change (PATCH, partial)."""
+class MemorySerializer(serializers.Serializer):
+    """Memory Contract v1, for create (POST) and change (PATCH, partial). A plain
+    Serializer: every field is declared here, and ModelSerializer's per-instance model
+    introspection cost about a millisecond a request."""
 
+    id = serializers.UUIDField(read_only=True)
+    owner_id = serializers.CharField(read_only=True, help_text="From the API key.")
     user_id = StrictCharField(max_length=255, trim_whitespace=False)
     type = serializers.ChoiceField(
         choices=MemoryType.choices,
@@ -193,28 +197,9 @@ class MemorySerializer(serializers.ModelSerializer):
         error_messages={"invalid_choice": INGESTION_MODE_ERROR},
     )
 
-    class Meta:
-        model = Memory
-        fields = [
-            "id",
-            "owner_id",
-            "user_id",
-            "type",
-            "memory_type",
-            "content",
-            "confidence",
-            "key",
-            "value",
-            "importance",
-            "metadata",
-            "ttl_seconds",
-            "expires_at",
-            "ingestion_mode",
-            "is_deleted",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = ["id", "owner_id", "is_deleted", "created_at", "updated_at"]
+    is_deleted = serializers.BooleanField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
 
     def validate_content(self, content: str) -> str:
         if not content.strip():
@@ -382,9 +367,6 @@ class ContextMemorySerializer(MemorySerializer):
         help_text="0 to 1, higher is more relevant: mostly BM25 match with the query "
         "(normalised to the best match), plus importance and recency.",
     )
-
-    class Meta(MemorySerializer.Meta):
-        fields = [*MemorySerializer.Meta.fields, "relevance_score"]
 
 
 class ContextResponseSerializer(serializers.Serializer):
