@@ -1,13 +1,13 @@
 import json
 import math
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from memories.models import MAX_CONTENT_CHARS, MAX_TTL_SECONDS, IngestionMode, MemoryType
+from memories.models import MAX_CONTENT_CHARS, MAX_TTL_SECONDS, IngestionMode, Memory, MemoryType
 from memories.rules import parse_rule
 
 MAX_METADATA_BYTES = 5 * 1024
@@ -374,3 +374,34 @@ class ContextResponseSerializer(serializers.Serializer):
     context_summary = serializers.CharField(
         help_text="One line per memory, most relevant first, within max_chars."
     )
+
+
+def _iso(value):
+    # As DRF's DateTimeField writes it: ISO 8601, UTC as "Z".
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def memory_payload(memory: Memory) -> dict:
+    """MemorySerializer(memory).data without building the serializer's fields, which cost
+    more than the rest of a create's response. test_serializers.py keeps the two equal."""
+    return {
+        "id": str(memory.id),
+        "owner_id": memory.owner_id,
+        "user_id": memory.user_id,
+        "type": memory.type,
+        "content": memory.content,
+        "confidence": float(memory.confidence),
+        "key": memory.key,
+        "value": memory.value,
+        "importance": memory.importance,
+        "metadata": memory.metadata,
+        "ttl_seconds": memory.ttl_seconds,
+        "expires_at": _iso(memory.expires_at),
+        "ingestion_mode": memory.ingestion_mode,
+        "is_deleted": memory.is_deleted,
+        "created_at": _iso(memory.created_at),
+        "updated_at": _iso(memory.updated_at),
+    }

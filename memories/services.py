@@ -4,7 +4,7 @@ import json
 import uuid
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from rest_framework import serializers
@@ -59,6 +59,29 @@ def _prepare_index(memory: Memory) -> list[MemoryTerm]:
     ]
 
 
+_TERM_COLUMNS = ("memory", "owner_id", "user_id", "term", "tf", "doc_length", "expires_at")
+
+
+def _insert_terms(rows: list[MemoryTerm]) -> None:
+    """INSERT index rows in one statement. Same effect as bulk_create, which spent more
+    Python time per create than the rest of the write path together."""
+    if not rows:
+        return
+    fields = [MemoryTerm._meta.get_field(name) for name in _TERM_COLUMNS]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
+    params = [
+        field.get_db_prep_save(getattr(row, field.attname), connection)
+        for row in rows
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {MemoryTerm._meta.db_table} ({columns}) VALUES {placeholders}",
+            params,
+        )
+
+
 def reindex_memory(*, memory: Memory) -> None:
     """Rebuild one memory's index rows (after a normalisation change or key rotation)."""
     with transaction.atomic():
@@ -67,7 +90,7 @@ def reindex_memory(*, memory: Memory) -> None:
             return
         rows = _prepare_index(memory)
         memory.save(update_fields=["term_count", "index_version", "content_hash"])
-        MemoryTerm.objects.bulk_create(rows)
+        _insert_terms(rows)
 
 
 def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> Memory:
@@ -77,7 +100,7 @@ def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> 
     rows = _prepare_index(memory)
     with transaction.atomic():
         memory.save(force_insert=True)
-        MemoryTerm.objects.bulk_create(rows)
+        _insert_terms(rows)
     embeddings.store_embedding(memory)
     return memory
 
@@ -96,7 +119,7 @@ def update_memory(*, memory: Memory, data: dict) -> Memory:
         memory.save(update_fields=changed)
         if reindex:
             MemoryTerm.objects.filter(memory=memory).delete()
-            MemoryTerm.objects.bulk_create(rows)
+            _insert_terms(rows)
             MemoryEmbedding.objects.filter(memory=memory).delete()
     if reindex:
         embeddings.store_embedding(memory)

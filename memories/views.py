@@ -15,7 +15,6 @@ from memories import services
 from memories.models import Memory
 from memories.retrieval import build_summary, retrieve_context
 from memories.serializers import (
-    ContextMemorySerializer,
     ContextRequestSerializer,
     ContextResponseSerializer,
     MemoryListQuerySerializer,
@@ -23,6 +22,7 @@ from memories.serializers import (
     MemoryStatsSerializer,
     OptionalUserQuerySerializer,
     UserQuerySerializer,
+    memory_payload,
     now_context,
 )
 from memoryproject.schema import error_responses
@@ -66,7 +66,7 @@ class MemoryCollectionView(APIView):
             data=serializer.validated_data,
             now=serializer.context["now"],
         )
-        return Response(MemorySerializer(memory).data)
+        return Response(memory_payload(memory))
 
     @extend_schema(
         summary="List a user's live memories, newest first",
@@ -83,7 +83,7 @@ class MemoryCollectionView(APIView):
     def get(self, request):
         params = query_params(MemoryListQuerySerializer, request)
         page, last = services.list_memories(owner_id=request.auth.owner_id, **params)
-        response = Response(MemorySerializer(page, many=True).data)
+        response = Response([memory_payload(memory) for memory in page])
         if last is not None:
             cursor = services.encode_cursor(last)
             query = request.query_params.copy()
@@ -105,7 +105,7 @@ class MemoryDetailView(APIView):
         responses={200: MemorySerializer, **error_responses(404)},
     )
     def get(self, request, memory_id):
-        return Response(MemorySerializer(get_live_memory(request, memory_id)).data)
+        return Response(memory_payload(get_live_memory(request, memory_id)))
 
     @extend_schema(
         summary="Change fields of a live memory",
@@ -121,7 +121,7 @@ class MemoryDetailView(APIView):
         serializer = MemorySerializer(memory, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         memory = services.update_memory(memory=memory, data=serializer.validated_data)
-        return Response(MemorySerializer(memory).data)
+        return Response(memory_payload(memory))
 
     @extend_schema(
         summary="Delete a memory for good (any state)",
@@ -160,7 +160,7 @@ class MemorySoftDeleteView(APIView):
         params = query_params(OptionalUserQuerySerializer, request)
         memory = get_live_memory(request, memory_id, user_id=params.get("user_id"))
         memory = services.soft_delete_memory(memory=memory)
-        return Response(MemorySerializer(memory).data)
+        return Response(memory_payload(memory))
 
 
 class MemoryStatsView(APIView):
@@ -194,7 +194,14 @@ class MemoryContextView(APIView):
         memories = retrieve_context(owner_id=request.auth.owner_id, **params)
         return Response(
             {
-                "memories": ContextMemorySerializer(memories, many=True).data,
+                "memories": [
+                    {
+                        **memory_payload(memory),
+                        "memory_type": memory.type,
+                        "relevance_score": memory.relevance_score,
+                    }
+                    for memory in memories
+                ],
                 "context_summary": build_summary(memories, max_chars),
             }
         )
