@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from apikeys.models import ApiKey, hash_key
-from apikeys.services import ensure_bootstrap_key
+from apikeys.services import BOOTSTRAP_PREFIX, ensure_bootstrap_key
 
 AUTH_REQUIRED = "Authentication required"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -30,11 +30,18 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
         if api_key is None and token and settings.API_KEY:
             if hmac.compare_digest(token.encode(), settings.API_KEY.encode()):
                 api_key = ensure_bootstrap_key(plaintext=token, owner_id=settings.API_KEY_OWNER_ID)
-        if api_key is None or api_key.is_revoked or not token:
+        if api_key is None or api_key.is_revoked or not token or self._retired(api_key, token):
             raise exceptions.AuthenticationFailed(AUTH_REQUIRED)
         self._touch(api_key)
         request._request.api_key = api_key  # for the request log and rate-limit headers
         return api_key, api_key
+
+    @staticmethod
+    def _retired(api_key: ApiKey, token: str) -> bool:
+        """A key stored from API_KEY stops working once API_KEY no longer holds it."""
+        if not api_key.prefix.startswith(BOOTSTRAP_PREFIX):
+            return False
+        return not hmac.compare_digest(token.encode(), settings.API_KEY.encode())
 
     def authenticate_header(self, request):
         return "Bearer"

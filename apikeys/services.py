@@ -64,11 +64,21 @@ def revoke_api_key(*, key_id: uuid.UUID, actor: str = OPERATOR) -> ApiKey:
     return api_key
 
 
+BOOTSTRAP_SOURCE = "API_KEY environment variable"
+BOOTSTRAP_PREFIX = "env:"  # generated keys' prefixes start with aimsk_live_
+
+
 def ensure_bootstrap_key(*, plaintext: str, owner_id: str) -> ApiKey:
-    """The optional API_KEY from the environment, stored like any other key on first use."""
+    """The optional API_KEY from the environment, stored (hashed) on first use. Its prefix
+    is not taken from the secret, which may be short and chosen by hand."""
+    key_hash = hash_key(plaintext)
     api_key, created = ApiKey.objects.get_or_create(
-        key_hash=hash_key(plaintext),
-        defaults={"owner_id": owner_id, "prefix": plaintext[: len(KEY_PREFIX) + 6]},
+        key_hash=key_hash,
+        defaults={
+            "owner_id": owner_id,
+            "prefix": BOOTSTRAP_PREFIX + key_hash[:6],
+            "metadata": {"source": BOOTSTRAP_SOURCE},
+        },
     )
     if created:
         record_event(
@@ -76,6 +86,6 @@ def ensure_bootstrap_key(*, plaintext: str, owner_id: str) -> ApiKey:
             owner_id=owner_id,
             actor=OPERATOR,
             target=str(api_key.id),
-            details={"source": "API_KEY environment variable"},
+            details={"source": BOOTSTRAP_SOURCE},
         )
     return api_key

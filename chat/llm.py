@@ -116,12 +116,18 @@ def complete(messages: list[dict], *, json_schema: dict | None = None) -> Comple
         raise LLMUpstreamError(
             f"The LLM server answered {error.status_code}: {_short_reason(error)}"
         ) from None
+    except (openai.APIError, ValueError) as error:  # e.g. a body that is not JSON
+        logger.warning("llm response unusable: %s", type(error).__name__)
+        raise LLMUpstreamError("The LLM server sent a response the client cannot read.") from None
     try:
         text = response.choices[0].message.content or ""
     except (AttributeError, IndexError, TypeError):
         raise LLMUpstreamError("The LLM server sent a response without a message.") from None
-    usage = response.usage.model_dump() if getattr(response, "usage", None) else {}
-    usage = {k: v for k, v in usage.items() if isinstance(v, int)}
+    if not isinstance(text, str):
+        raise LLMUpstreamError("The LLM server sent a message that is not text.")
+    usage = getattr(response, "usage", None)
+    usage = usage.model_dump() if hasattr(usage, "model_dump") else {}
+    usage = {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
     return Completion(
         text=text, model=getattr(response, "model", None) or request["model"], usage=usage
     )

@@ -11,7 +11,7 @@ from chat import llm
 from memories import services as memory_services
 from memories.models import Memory, MemoryType
 from memories.retrieval import retrieve_context
-from memories.serializers import MemorySerializer, check_json, now_context
+from memories.serializers import MemorySerializer, MetadataField, check_json, now_context
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +148,17 @@ def _save(result: ExtractionResult, *, owner_id: str, user_id: str) -> None:
                 candidate.update(status="created", memory=memory)
             else:
                 changes = {k: v for k, v in data.items() if k not in ("user_id", "metadata")}
-                changes["metadata"] = {**existing.metadata, **data["metadata"]}
+                changes["metadata"] = _merged_metadata(existing.metadata, data["metadata"])
                 memory = memory_services.update_memory(memory=existing, data=changes)
                 candidate.update(status="updated", memory=memory)
+
+
+def _merged_metadata(current: dict, extra: dict) -> dict:
+    """current plus extra, unless that breaks the metadata limits: then current as is."""
+    try:
+        return MetadataField().run_validation({**current, **extra})
+    except serializers.ValidationError:
+        return current
 
 
 def extract_memories(

@@ -100,7 +100,9 @@ def erase_user(*, owner_id: str, user_id: str, actor: str) -> dict[str, int]:
     with transaction.atomic():
         counts = {}
         for name, model in USER_TABLES.items():
-            deleted, _ = model.objects.filter(owner_id=owner_id, user_id=user_id).delete()
+            # only("pk"): deleting must not load (and decrypt) what it is about to erase.
+            rows = model.objects.filter(owner_id=owner_id, user_id=user_id).only("pk")
+            deleted, _ = rows.delete()
             counts[name] = deleted
         record_event(
             event=AuditEvent.Event.GDPR_ERASE,

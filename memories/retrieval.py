@@ -161,6 +161,7 @@ def _lexical_candidates(
     JOIN {memory_table} m ON m.id = x.id
     LEFT JOIN bm25 b ON b.memory_id = x.id
     CROSS JOIN corpus c
+    WHERE {live_sql}
     """
     pool = max(limit, FALLBACK_POOL)
     params: list = [p for term, weight in weights.items() for p in (term, weight)]
@@ -169,6 +170,7 @@ def _lexical_candidates(
     params += [LEXICAL_POOL]
     params += [*live_params, pool]
     params += [*live_params, pool]
+    params += live_params  # re-checked: an index row may outlive a concurrent delete
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -239,7 +241,7 @@ def retrieve_context(
         embeddings.rerank(candidates, owner_id=owner_id, user_id=user_id, query=query)
     candidates.sort(key=lambda c: (-c.score, -c.created_at.timestamp(), str(c.memory_id)))
     chosen = candidates[:limit]
-    by_id = Memory.objects.in_bulk([c.memory_id for c in chosen])
+    by_id = Memory.objects.for_owner(owner_id).in_bulk([c.memory_id for c in chosen])
     result = []
     for c in chosen:
         memory = by_id.get(c.memory_id)

@@ -43,6 +43,8 @@ def _scalar(text: str):
         return text
     if isinstance(parsed, float) and not math.isfinite(parsed):
         return text
+    if isinstance(parsed, str) and any("\ud800" <= c <= "\udfff" for c in parsed):
+        return text  # "\ud800" decodes to a lone surrogate, which cannot be stored
     return parsed
 
 

@@ -2,12 +2,13 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 
 from apikeys.models import AuditEvent
 from apikeys.services import record_event
@@ -101,8 +102,16 @@ def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> 
     with transaction.atomic():
         memory.save(force_insert=True)
         _insert_terms(rows)
-    embeddings.store_embedding(memory)
+        # The embeddings API is a network call: never inside the write transaction.
+        transaction.on_commit(lambda: embeddings.store_embedding(memory))
     return memory
+
+
+def _lock_live(memory: Memory) -> None:
+    """Inside a transaction: lock the row, and refuse if a concurrent request deleted it
+    since it was read (404, as if the request had come a moment later)."""
+    if not Memory.objects.select_for_update().filter(pk=memory.pk, is_deleted=False).exists():
+        raise NotFound()
 
 
 def update_memory(*, memory: Memory, data: dict) -> Memory:
@@ -116,21 +125,22 @@ def update_memory(*, memory: Memory, data: dict) -> Memory:
     if reindex:
         changed |= {"term_count", "index_version", "content_hash"}
     with transaction.atomic():
+        _lock_live(memory)
         memory.save(update_fields=changed)
         if reindex:
             MemoryTerm.objects.filter(memory=memory).delete()
             _insert_terms(rows)
             MemoryEmbedding.objects.filter(memory=memory).delete()
-    if reindex:
-        embeddings.store_embedding(memory)
+            transaction.on_commit(lambda: embeddings.store_embedding(memory))
     return memory
 
 
 def soft_delete_memory(*, memory: Memory) -> Memory:
     """Mark deleted (final in v1) and drop its index rows: deleted memories never match."""
-    memory.is_deleted = True
-    memory.updated_at = timezone.now()
     with transaction.atomic():
+        _lock_live(memory)
+        memory.is_deleted = True
+        memory.updated_at = timezone.now()
         memory.save(update_fields=["is_deleted", "updated_at"])
         MemoryTerm.objects.filter(memory=memory).delete()
         MemoryEmbedding.objects.filter(memory=memory).delete()
@@ -186,11 +196,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, memory_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if not isinstance(created_at, str) or not isinstance(memory_id, str):
+            raise ValueError
         parsed = datetime.fromisoformat(created_at)
         if parsed.tzinfo is None:
             raise ValueError
-        return parsed, uuid.UUID(memory_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        return parsed.astimezone(UTC), uuid.UUID(memory_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError):
         raise serializers.ValidationError({"cursor": ["Invalid cursor."]}) from None
 
 

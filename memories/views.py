@@ -140,7 +140,9 @@ class MemoryDetailView(APIView):
             parsed = uuid.UUID(memory_id)
         except ValueError:
             raise NotFound() from None
-        memory = Memory.objects.for_owner(request.auth.owner_id).filter(pk=parsed).first()
+        # only(): a hard delete must work even for a row no configured key can decrypt.
+        rows = Memory.objects.for_owner(request.auth.owner_id).filter(pk=parsed)
+        memory = rows.only("pk", "owner_id").first()
         if memory is None:
             raise NotFound()
         services.hard_delete_memory(memory=memory, actor=str(request.auth.pk))

@@ -87,3 +87,38 @@ class JsonErrorMiddleware:
             extra={"request_id": getattr(request, "request_id", None), "path": request.path},
         )
         return json_error(500, "Internal server error")
+
+
+class JsonErrorGuardMiddleware:
+    """Outermost: an error page Django renders itself as HTML (a Host header outside
+    ALLOWED_HOSTS, a crash inside another middleware, in DEBUG the technical pages) becomes
+    JSON, keeping status and headers. The admin and the docs keep their HTML."""
+
+    HTML_PATHS = ("/admin/", "/docs", "/static/")
+    DETAILS = {
+        400: "Bad request",
+        403: "Forbidden",
+        404: "Not found.",
+        500: "Internal server error",
+    }
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        content_type = response.get("Content-Type", "")
+        if (
+            response.status_code < 400
+            or content_type.startswith("application/json")
+            or request.path.startswith(self.HTML_PATHS)
+        ):
+            return response
+        replacement = json_error(
+            response.status_code,
+            self.DETAILS.get(response.status_code, response.reason_phrase or "Error"),
+        )
+        for name, value in response.items():
+            if name.lower() not in ("content-type", "content-length"):
+                replacement[name] = value
+        return replacement

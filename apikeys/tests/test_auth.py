@@ -109,3 +109,14 @@ def test_bootstrap_api_key_from_environment(settings, db):
     assert settings.API_KEY not in str(stored.__dict__)
     revoke_api_key(key_id=stored.pk)
     _assert_auth_failure(client.get(URL))
+
+
+def test_bootstrap_key_stops_working_when_api_key_changes_and_is_not_shown(settings, db):
+    settings.API_KEY = "short-secret"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer short-secret")
+    assert client.get(URL).status_code == 200
+    stored = ApiKey.objects.get(owner_id=settings.API_KEY_OWNER_ID)
+    assert "short" not in stored.prefix and stored.prefix.startswith("env:")
+    settings.API_KEY = "a-new-secret-value"
+    _assert_auth_failure(client.get(URL))

@@ -286,3 +286,10 @@ def test_bad_chat_input_is_400_and_calls_no_llm(client, fake_openai, body):
 def test_llm_calls_cost_rate_limit_tokens(client, fake_openai):
     response = client.post("/api/v1/chat", {"user_id": "u1", "message": "hi"}, format="json")
     assert int(response["X-RateLimit-Remaining"]) < int(response["X-RateLimit-Limit"])
+
+
+def test_unreadable_upstream_body_is_502(client, fake_openai):
+    fake_openai.script({"content": None, "raw": b"<html>not json</html>"})
+    response = client.post("/api/v1/chat", {"user_id": "u1", "message": "hi"}, format="json")
+    assert response.status_code == 502
+    assert response.json()["detail"]

@@ -245,9 +245,12 @@ def embedding_server(settings):
     server.stop()
 
 
-def test_embeddings_rerank_semantic_matches(client, embedding_server):
-    make_memory("acme", user_id="u1", content="Never eats meat", importance=1)
-    make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
+def test_embeddings_rerank_semantic_matches(
+    client, embedding_server, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # vectors are made after commit
+        make_memory("acme", user_id="u1", content="Never eats meat", importance=1)
+        make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
     assert MemoryEmbedding.objects.count() == 2
     assert "meat" not in repr(list(MemoryEmbedding.objects.values_list("vector")))  # no text
     body = context(client, "what should I cook for dinner", limit=1)
@@ -256,9 +259,12 @@ def test_embeddings_rerank_semantic_matches(client, embedding_server):
     assert ["what should I cook for dinner"] in sent
 
 
-def test_embedding_failure_degrades_to_lexical(client, embedding_server):
+def test_embedding_failure_degrades_to_lexical(
+    client, embedding_server, django_capture_on_commit_callbacks
+):
     embedding_server.embedding_status = 500
-    make_memory("acme", user_id="u1", content="Never eats meat")
-    make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        make_memory("acme", user_id="u1", content="Never eats meat")
+        make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
     assert MemoryEmbedding.objects.count() == 0
     assert contents(context(client, "beagle", limit=1)) == ["Has a beagle"]

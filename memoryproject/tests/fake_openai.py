@@ -32,7 +32,8 @@ class FakeOpenAI:
         self._server.server_close()
 
     def script(self, *replies: dict) -> None:
-        """Each reply: {"content": str} | {"status": int, "error": str} | plus "delay": s."""
+        """Each reply: {"content": str} | {"status": int, "error": str} | {"raw": bytes}
+        (sent as is with status 200) | plus "delay": seconds."""
         self.replies.extend(replies)
 
     def chat_requests(self) -> list[dict]:
@@ -68,6 +69,13 @@ class FakeOpenAI:
                 reply = fake.replies.pop(0) if fake.replies else fake.default_reply
                 if reply.get("delay"):
                     time.sleep(reply["delay"])
+                if "raw" in reply:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(reply["raw"])))
+                    self.end_headers()
+                    self.wfile.write(reply["raw"])
+                    return None
                 if reply.get("status", 200) != 200:
                     return self._send(
                         reply["status"],

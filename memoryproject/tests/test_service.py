@@ -199,3 +199,10 @@ def test_check_deploy_is_clean_in_production_settings():
     )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+
+def test_disallowed_host_is_json_even_in_development(settings):
+    settings.DEBUG = True
+    response = APIClient().get("/health", HTTP_HOST="evil.example.com")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Bad request"}
