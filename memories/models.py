@@ -121,6 +121,12 @@ class Memory(models.Model):
                 name="memory_owner_user_key",
                 condition=Q(is_deleted=False),
             ),
+            # Stats: one aggregate that reads this index only.
+            models.Index(
+                fields=["owner_id", "user_id"],
+                include=["is_deleted", "expires_at", "type", "importance", "created_at"],
+                name="memory_owner_user_stats",
+            ),
             # Context ranking: BM25 corpus statistics read this index only.
             models.Index(
                 fields=["owner_id", "user_id"],
