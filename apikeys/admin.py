@@ -38,7 +38,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "event", "owner_id", "actor", "target"]
-    list_filter = ["event", "created_at"]
+    list_filter = ["event", "created_at", "owner_id"]
     search_fields = ["owner_id", "target", "actor"]
     date_hierarchy = "created_at"
 

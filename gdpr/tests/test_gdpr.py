@@ -163,3 +163,16 @@ def test_bad_user_id_is_400_and_changes_nothing(client, user_data, query, method
     assert "user_id" in response.json()["errors"]
     assert Memory.objects.count() == 5
     assert not AuditEvent.objects.filter(event__startswith="gdpr").exists()
+
+
+def test_export_streams_in_batches(client):
+    from gdpr.services import EXPORT_CHUNK
+
+    for i in range(EXPORT_CHUNK * 2 + 10):
+        make_memory("acme", user_id="big", content=f"memory {i}")
+    response = client.get("/api/v1/gdpr/export", {"user_id": "big"})
+    assert response.streaming
+    chunks = list(response.streaming_content)
+    assert len(chunks) > EXPORT_CHUNK * 2  # one piece per record, not one body
+    body = json.loads(b"".join(chunks))
+    assert body["counts"]["memories"] == len(body["memories"]) == EXPORT_CHUNK * 2 + 10
