@@ -23,7 +23,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from harness import create_database, drop_database, free_port, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "ratelimit.json"
@@ -48,7 +49,6 @@ SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "250"))
 WORKERS = 2
 PATH = "/api/v1/memory?user_id=x&limit=1"
 HUGE_LIMIT = 1_000_000_000
-KEY_PATTERN = re.compile(r"aimsk_live_[A-Za-z0-9_-]+")
 OFF_SETTINGS = """\
 from memoryproject.settings import *  # noqa: F403
 
@@ -72,41 +72,6 @@ def base_env() -> dict:
 
         env["ENCRYPTION_KEY"] = Fernet.generate_key().decode()
     return env
-
-
-def create_database(env: dict) -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    manage(env, "migrate", "--noinput", "-v0")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def manage(env: dict, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode:
-        raise RuntimeError(f"manage.py {' '.join(args)}: {result.stderr[-2000:]}")
-    return result.stdout
 
 
 # --- 1. in process ---------------------------------------------------------------------
@@ -155,12 +120,6 @@ def delete_redis_bucket(key_id: str) -> None:
 
 
 # --- 2. end to end ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
@@ -283,10 +242,7 @@ def end_to_end(env: dict, workdir: Path) -> dict:
     try:
         for mode, mode_env in modes.items():
             servers[mode] = start_server(mode_env, workdir / f"gunicorn-{mode}.log")
-            output = manage(
-                env, "generate_api_key", f"bench-{mode}", "--rate-limit", str(HUGE_LIMIT)
-            )
-            keys[mode] = KEY_PATTERN.search(output).group(0)
+            keys[mode] = new_key(env, f"bench-{mode}", HUGE_LIMIT)
             status, headers = get(servers[mode][1], keys[mode])
             counted = "X-RateLimit-Limit" in headers
             assert status == 200 and counted == (mode != "off"), (mode, status, headers)
@@ -383,7 +339,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        drop_database()
+        drop_database(DATABASE_URL)
 
     report = {
         "machine": {

@@ -30,10 +30,8 @@ import math
 import os
 import platform
 import random
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import corpus  # bench/ is sys.path[0]
+from harness import create_database, drop_database, free_port, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -57,7 +56,6 @@ OWNER = "bench-owner"
 CREATE_USER = "bench-create"
 FLOOR_USER = "bench-floor"
 HUGE_LIMIT = 100_000_000
-KEY_PATTERN = re.compile(r"aimsk_live_[A-Za-z0-9_-]+")
 ALL_SCENARIOS = ["create", "floor", "list", "stats", "context"]
 THROUGHPUT_CONCURRENCY = 8
 PRELOAD_PROCESSES = 2
@@ -90,46 +88,6 @@ def base_env() -> dict:
     )
     env.setdefault("WEB_CONCURRENCY", "2")
     return env
-
-
-def admin_sql(*statements: str) -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement.format(name=name))
-
-
-def create_database(env: dict) -> None:
-    admin_sql('DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', 'CREATE DATABASE "{name}"')
-    manage(env, "migrate", "--noinput", "-v0")
-
-
-def drop_database() -> None:
-    admin_sql('DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def manage(env: dict, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode:
-        raise RuntimeError(f"manage.py {' '.join(args)}: {result.stderr[-2000:]}")
-    return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def web_command() -> str:
@@ -647,8 +605,7 @@ def main() -> None:
     create_database(env)
     servers: dict[str, Server] = {}
     try:
-        output = manage(env, "generate_api_key", OWNER, "--rate-limit", str(HUGE_LIMIT))
-        key = KEY_PATTERN.search(output).group(0)
+        key = new_key(env, OWNER, HUGE_LIMIT)
         load_info = None
         if sizes:
             print(f"preloading {sum(sizes):,} memories ({', '.join(map(str, sizes))})...",
@@ -700,7 +657,7 @@ def main() -> None:
         for server in servers.values():
             server.stop()
         if not args.keep_db:
-            drop_database()
+            drop_database(DATABASE_URL)
         flush_buckets()
 
     print_table(rows, load_tool)

@@ -1,26 +1,17 @@
 from rest_framework import serializers
 
 from memories.models import MAX_CONTENT_CHARS
-from memories.serializers import AnyJSONField, StrictCharField
+from memories.serializers import AnyJSONField, JsonObjectSerializer, StrictCharField
 
 MAX_MESSAGES = 100
 
 
-class ObjectBodySerializer(serializers.Serializer):
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["The request body must be a JSON object."]}
-            )
-        return super().to_internal_value(data)
-
-
-class MessageSerializer(ObjectBodySerializer):
+class MessageSerializer(JsonObjectSerializer):
     role = serializers.ChoiceField(choices=["user", "assistant"])
     content = StrictCharField(max_length=MAX_CONTENT_CHARS, trim_whitespace=False)
 
 
-class ExtractRequestSerializer(ObjectBodySerializer):
+class ExtractRequestSerializer(JsonObjectSerializer):
     user_id = StrictCharField(max_length=255, trim_whitespace=False)
     messages = MessageSerializer(
         many=True, required=False, max_length=MAX_MESSAGES, help_text="The conversation."
@@ -75,7 +66,7 @@ class ExtractResponseSerializer(serializers.Serializer):
     dropped = DroppedSerializer(many=True)
 
 
-class ChatRequestSerializer(ObjectBodySerializer):
+class ChatRequestSerializer(JsonObjectSerializer):
     user_id = StrictCharField(max_length=255, trim_whitespace=False)
     message = StrictCharField(max_length=MAX_CONTENT_CHARS, trim_whitespace=False)
     history = MessageSerializer(

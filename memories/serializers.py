@@ -144,7 +144,19 @@ class MetadataField(serializers.JSONField):
         return data
 
 
-class MemorySerializer(serializers.Serializer):
+class JsonObjectSerializer(serializers.Serializer):
+    """A serializer whose data must be a JSON object, with a message that says so (DRF's
+    own names a Python type)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["The request body must be a JSON object."]}
+            )
+        return super().to_internal_value(data)
+
+
+class MemorySerializer(JsonObjectSerializer):
     """Memory Contract v1, for create (POST) and change (PATCH, partial). A plain
     Serializer: every field is declared here, and ModelSerializer's per-instance model
     introspection cost about a millisecond a request."""
@@ -207,11 +219,7 @@ class MemorySerializer(serializers.Serializer):
         return content
 
     def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["The request body must be a JSON object."]}
-            )
-        if self.instance is not None:
+        if self.instance is not None and isinstance(data, dict):
             # user_id and owner_id never change; anything unknown is ignored.
             data = {k: v for k, v in data.items() if k != "user_id"}
         return super().to_internal_value(data)
@@ -325,7 +333,7 @@ def now_context() -> dict:
     return {"now": timezone.now()}
 
 
-class ContextRequestSerializer(serializers.Serializer):
+class ContextRequestSerializer(JsonObjectSerializer):
     user_id = StrictCharField(max_length=255, trim_whitespace=False)
     query = StrictCharField(
         max_length=MAX_CONTENT_CHARS,
@@ -351,13 +359,6 @@ class ContextRequestSerializer(serializers.Serializer):
         default=2000,
         help_text="Character budget for context_summary.",
     )
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["The request body must be a JSON object."]}
-            )
-        return super().to_internal_value(data)
 
 
 class ContextMemorySerializer(MemorySerializer):
