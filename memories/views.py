@@ -74,7 +74,23 @@ class MemoryCollectionView(APIView):
         description="A bare JSON array. When more rows exist, the `Link` header holds the "
         'next page\'s URL (`rel="next"`) and `X-Next-Cursor` its cursor.',
         tags=TAGS,
-        parameters=[MemoryListQuerySerializer],
+        parameters=[
+            MemoryListQuerySerializer,
+            OpenApiParameter(
+                "Link",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description='`<URL of the next page>; rel="next"`, when there is one.',
+            ),
+            OpenApiParameter(
+                "X-Next-Cursor",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="The `cursor` value of the next page, when there is one.",
+            ),
+        ],
         responses={
             200: OpenApiResponse(MemorySerializer(many=True), description="Live memories."),
             **error_responses(400),

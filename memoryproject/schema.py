@@ -65,14 +65,22 @@ _RETRY_AFTER = {
 }
 
 
+_REQUEST_ID = {
+    "description": "The request's id: the incoming X-Request-ID when well-formed, else new.",
+    "schema": {"type": "string"},
+}
+
+
 def add_rate_limit_headers(result, generator, request, public):
-    """Postprocessing hook: document the rate-limit headers on every authenticated answer
-    (401 and 503 excepted: no token was taken)."""
+    """Postprocessing hook: X-Request-ID on every answer; the rate-limit headers on every
+    authenticated answer (401 and 503 excepted: no token was taken)."""
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
-            if not isinstance(operation, dict) or not operation.get("security"):
+            if not isinstance(operation, dict):
                 continue
-            if operation["security"] == [{}]:
+            for response in operation.get("responses", {}).values():
+                response.setdefault("headers", {})["X-Request-ID"] = _REQUEST_ID
+            if not operation.get("security") or operation["security"] == [{}]:
                 continue
             for code, response in operation.get("responses", {}).items():
                 if code in ("401", "503"):
