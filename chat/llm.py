@@ -125,12 +125,67 @@ def complete(messages: list[dict], *, json_schema: dict | None = None) -> Comple
         raise LLMUpstreamError("The LLM server sent a response without a message.") from None
     if not isinstance(text, str):
         raise LLMUpstreamError("The LLM server sent a message that is not text.")
+    return Completion(
+        text=text,
+        model=getattr(response, "model", None) or request["model"],
+        usage=_usage(response),
+    )
+
+
+class StreamedCompletion:
+    """Iterates over the text deltas of a streamed completion; text, model and usage are
+    complete once iteration ends. Failures while streaming raise LLMUpstreamError or
+    LLMTimeout from the iteration."""
+
+    def __init__(self, stream, model: str):
+        self._stream = stream
+        self.model = model
+        self.text = ""
+        self.usage: dict = {}
+
+    def __iter__(self):
+        try:
+            for chunk in self._stream:
+                self.model = getattr(chunk, "model", None) or self.model
+                if getattr(chunk, "usage", None) is not None:
+                    self.usage = _usage(chunk)
+                for choice in getattr(chunk, "choices", None) or []:
+                    delta = getattr(getattr(choice, "delta", None), "content", None)
+                    if isinstance(delta, str) and delta:
+                        self.text += delta
+                        yield delta
+        except openai.APITimeoutError:
+            raise LLMTimeout("The LLM server stopped sending before the answer ended.") from None
+        except (openai.APIError, ValueError) as error:
+            logger.warning("llm stream failed: %s", type(error).__name__)
+            raise LLMUpstreamError("The LLM stream broke off before the answer ended.") from None
+
+
+def stream(messages: list[dict]) -> StreamedCompletion:
+    """A streamed chat completion. Opening it raises the same errors as complete(), so a
+    failure before the first delta still becomes a plain 502, 503 or 504."""
+    client = _client()
+    request = {"model": settings.OPENAI_MODEL, "messages": messages, "stream": True}
+    try:
+        try:
+            response = _create(client, **request, stream_options={"include_usage": True})
+        except openai.BadRequestError:
+            logger.info("llm server refused stream_options; retrying without them")
+            response = _create(client, **request)
+    except openai.APIStatusError as error:
+        raise LLMUpstreamError(
+            f"The LLM server answered {error.status_code}: {_short_reason(error)}"
+        ) from None
+    except (openai.APIError, ValueError) as error:
+        logger.warning("llm response unusable: %s", type(error).__name__)
+        raise LLMUpstreamError("The LLM server sent a response the client cannot read.") from None
+    return StreamedCompletion(response, settings.OPENAI_MODEL)
+
+
+def _usage(response) -> dict:
     usage = getattr(response, "usage", None)
     usage = usage.model_dump() if hasattr(usage, "model_dump") else {}
-    usage = {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
-    return Completion(
-        text=text, model=getattr(response, "model", None) or request["model"], usage=usage
-    )
+    return {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)

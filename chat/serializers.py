@@ -76,6 +76,9 @@ class ChatRequestSerializer(JsonObjectSerializer):
     extract = serializers.BooleanField(
         default=False, help_text="Extract and save memories from this exchange."
     )
+    stream = serializers.BooleanField(
+        default=False, help_text="Answer as text/event-stream (see the description)."
+    )
 
     def validate_message(self, message):
         if not message.strip():

@@ -2,6 +2,7 @@
 LLM: memories are never created implicitly."""
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -212,6 +213,36 @@ class ChatResult:
     extraction_error: str | None = None
 
 
+def _chat_messages(
+    *, owner_id: str, user_id: str, message: str, history: list[dict], memory_limit: int
+) -> tuple[list[Memory], list[dict]]:
+    memories = (
+        retrieve_context(owner_id=owner_id, user_id=user_id, query=message, limit=memory_limit)
+        if memory_limit
+        else []
+    )
+    messages = [
+        {"role": "system", "content": system_prompt(memories)},
+        *history,
+        {"role": "user", "content": message},
+    ]
+    return memories, messages
+
+
+def _extract_exchange(result: ChatResult, *, owner_id: str, user_id: str, message: str) -> None:
+    exchange = [
+        {"role": "user", "content": message},
+        {"role": "assistant", "content": result.response},
+    ]
+    try:
+        result.extraction = extract_memories(
+            owner_id=owner_id, user_id=user_id, messages=exchange, save=True
+        )
+    except (llm.LLMUpstreamError, llm.LLMTimeout) as error:
+        # The answer is already paid for; report the failed extraction beside it.
+        result.extraction_error = str(error.detail)
+
+
 def chat(
     *,
     owner_id: str,
@@ -222,31 +253,49 @@ def chat(
     extract: bool,
 ) -> ChatResult:
     """Answer message with the user's most relevant memories in the system prompt."""
-    memories = (
-        retrieve_context(owner_id=owner_id, user_id=user_id, query=message, limit=memory_limit)
-        if memory_limit
-        else []
-    )
-    completion = llm.complete(
-        [
-            {"role": "system", "content": system_prompt(memories)},
-            *history,
-            {"role": "user", "content": message},
-        ]
-    )
+    memories, messages = _chat_messages(
+        owner_id=owner_id, user_id=user_id, message=message, history=history,
+        memory_limit=memory_limit,
+    )  # fmt: skip
+    completion = llm.complete(messages)
     result = ChatResult(
         response=completion.text, model=completion.model, usage=completion.usage, memories=memories
     )
     if extract:
-        exchange = [
-            {"role": "user", "content": message},
-            {"role": "assistant", "content": completion.text},
-        ]
-        try:
-            result.extraction = extract_memories(
-                owner_id=owner_id, user_id=user_id, messages=exchange, save=True
-            )
-        except (llm.LLMUpstreamError, llm.LLMTimeout) as error:
-            # The answer is already paid for; report the failed extraction beside it.
-            result.extraction_error = str(error.detail)
+        _extract_exchange(result, owner_id=owner_id, user_id=user_id, message=message)
     return result
+
+
+def chat_stream(
+    *,
+    owner_id: str,
+    user_id: str,
+    message: str,
+    history: list[dict],
+    memory_limit: int,
+    extract: bool,
+) -> Iterator[tuple[str, object]]:
+    """Like chat(), as ("delta", text) pairs and then ("done", ChatResult), or
+    ("error", detail) if the stream breaks. Errors before the first delta raise, as in
+    chat()."""
+    memories, messages = _chat_messages(
+        owner_id=owner_id, user_id=user_id, message=message, history=history,
+        memory_limit=memory_limit,
+    )  # fmt: skip
+    streamed = llm.stream(messages)
+
+    def events():
+        try:
+            for delta in streamed:
+                yield "delta", delta
+        except (llm.LLMUpstreamError, llm.LLMTimeout) as error:
+            yield "error", str(error.detail)
+            return
+        result = ChatResult(
+            response=streamed.text, model=streamed.model, usage=streamed.usage, memories=memories
+        )
+        if extract:
+            _extract_exchange(result, owner_id=owner_id, user_id=user_id, message=message)
+        yield "done", result
+
+    return events()

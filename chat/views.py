@@ -1,4 +1,8 @@
-from drf_spectacular.utils import extend_schema
+import json
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -41,38 +45,77 @@ class ExtractView(APIView):
         return Response(extraction_payload(result, user_id=params["user_id"], saved=params["save"]))
 
 
+def chat_payload(result, *, user_id: str) -> dict:
+    return {
+        "response": result.response,
+        "model": result.model,
+        "usage": result.usage,
+        "memories_used": [
+            {
+                "id": str(m.id),
+                "type": m.type,
+                "content": m.content,
+                "relevance_score": m.relevance_score,
+            }
+            for m in result.memories
+        ],
+        "extraction": extraction_payload(result.extraction, user_id=user_id, saved=True)
+        if result.extraction
+        else None,
+        "extraction_error": result.extraction_error,
+    }
+
+
+def server_sent_events(events, *, user_id: str):
+    """text/event-stream: `delta` events ({"content"}), then `done` (the same body as a
+    non-streamed answer) or `error` ({"detail"})."""
+    for name, data in events:
+        if name == "delta":
+            data = {"content": data}
+        elif name == "done":
+            data = chat_payload(data, user_id=user_id)
+        else:
+            data = {"detail": data}
+        yield f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
 class ChatView(APIView):
     @extend_schema(
         summary="Chat with the user's memories injected into the system prompt",
+        description="With `stream: true` the answer is `text/event-stream`: `delta` events "
+        '(`{"content": "..."}`) as the model writes, then one `done` event whose data is the '
+        'same object a non-streamed answer returns, or an `error` event (`{"detail": "..."}`) '
+        "if the LLM stream breaks off. Errors before the first delta are plain JSON errors.",
         tags=["llm"],
         request=ChatRequestSerializer,
-        responses={200: ChatResponseSerializer, **error_responses(400, 413, 502, 504)},
+        responses={
+            (200, "application/json"): ChatResponseSerializer,
+            (200, "text/event-stream"): inline_serializer(
+                "ChatStreamEvent",
+                {
+                    "event": serializers.ChoiceField(choices=["delta", "done", "error"]),
+                    "data": serializers.CharField(
+                        help_text='JSON: {"content"} for delta, the ChatResponse object for '
+                        'done, {"detail"} for error.'
+                    ),
+                },
+            ),
+            **error_responses(400, 413, 502, 504),
+        },
     )
     def post(self, request):
         serializer = ChatRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         params = dict(serializer.validated_data)
         params.setdefault("history", [])
+        user_id = params["user_id"]
+        if params.pop("stream"):
+            events = services.chat_stream(owner_id=request.auth.owner_id, **params)
+            response = StreamingHttpResponse(
+                server_sent_events(events, user_id=user_id), content_type="text/event-stream"
+            )
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"  # proxies must not hold the deltas back
+            return response
         result = services.chat(owner_id=request.auth.owner_id, **params)
-        return Response(
-            {
-                "response": result.response,
-                "model": result.model,
-                "usage": result.usage,
-                "memories_used": [
-                    {
-                        "id": str(m.id),
-                        "type": m.type,
-                        "content": m.content,
-                        "relevance_score": m.relevance_score,
-                    }
-                    for m in result.memories
-                ],
-                "extraction": extraction_payload(
-                    result.extraction, user_id=params["user_id"], saved=True
-                )
-                if result.extraction
-                else None,
-                "extraction_error": result.extraction_error,
-            }
-        )
+        return Response(chat_payload(result, user_id=user_id))

@@ -293,3 +293,68 @@ def test_unreadable_upstream_body_is_502(client, fake_openai):
     response = client.post("/api/v1/chat", {"user_id": "u1", "message": "hi"}, format="json")
     assert response.status_code == 502
     assert response.json()["detail"]
+
+
+def read_events(response) -> list[tuple[str, dict]]:
+    assert response["Content-Type"] == "text/event-stream"
+    text = b"".join(response.streaming_content).decode()
+    events = []
+    for block in text.strip().split("\n\n"):
+        name, data = block.split("\n")
+        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return events
+
+
+def test_streamed_chat_sends_deltas_then_the_full_answer(client, fake_openai):
+    make_memory("acme", user_id="u1", content="Is vegetarian", importance=4)
+    fake_openai.script({"content": "Try the mushroom risotto."})
+    response = client.post(
+        "/api/v1/chat",
+        {"user_id": "u1", "message": "dinner ideas, vegetarian please", "stream": True},
+        format="json",
+    )
+    assert response.status_code == 200
+    events = read_events(response)
+    deltas = [data["content"] for name, data in events if name == "delta"]
+    assert "".join(deltas) == "Try the mushroom risotto." and len(deltas) == 4
+    name, done = events[-1]
+    assert name == "done"
+    assert done["response"] == "Try the mushroom risotto."
+    assert done["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+    assert [m["content"] for m in done["memories_used"]] == ["Is vegetarian"]
+    sent = fake_openai.chat_requests()[0]
+    assert sent["stream"] is True and "<user_memories>" in sent["messages"][0]["content"]
+
+
+def test_stream_that_breaks_off_ends_with_an_error_event(client, fake_openai):
+    fake_openai.script({"content": "one two three four", "break_after": 2})
+    response = client.post(
+        "/api/v1/chat", {"user_id": "u1", "message": "hi", "stream": True}, format="json"
+    )
+    events = read_events(response)
+    assert [name for name, _ in events] == ["delta", "delta", "error"]
+    assert events[-1][1]["detail"]
+
+
+def test_stream_failing_before_the_first_delta_is_a_plain_json_error(client, fake_openai):
+    fake_openai.script({"status": 401, "error": "invalid api key"})
+    response = client.post(
+        "/api/v1/chat", {"user_id": "u1", "message": "hi", "stream": True}, format="json"
+    )
+    assert response.status_code == 502
+    assert "401" in response.json()["detail"] and "invalid api key" in response.json()["detail"]
+
+
+def test_streamed_chat_with_extract_saves_after_the_answer(client, fake_openai):
+    fake_openai.script(
+        {"content": "Lisbon is lovely."},
+        extraction_reply({"type": "fact", "content": "Lives in Lisbon", "key": "city"}),
+    )
+    response = client.post(
+        "/api/v1/chat",
+        {"user_id": "u1", "message": "I live in Lisbon", "stream": True, "extract": True},
+        format="json",
+    )
+    done = read_events(response)[-1][1]
+    assert done["extraction"]["candidates"][0]["status"] == "created"
+    assert Memory.objects.get(owner_id="acme", user_id="u1").key == "city"

@@ -33,7 +33,8 @@ class FakeOpenAI:
 
     def script(self, *replies: dict) -> None:
         """Each reply: {"content": str} | {"status": int, "error": str} | {"raw": bytes}
-        (sent as is with status 200) | plus "delay": seconds."""
+        (sent as is with status 200) | plus "delay": seconds. Streamed requests get the
+        content word by word; "break_after": N sends garbage after N chunks."""
         self.replies.extend(replies)
 
     def chat_requests(self) -> list[dict]:
@@ -81,6 +82,8 @@ class FakeOpenAI:
                         reply["status"],
                         {"error": {"message": reply.get("error", "boom"), "type": "server_error"}},
                     )
+                if body.get("stream"):
+                    return self._stream(body, reply)
                 if "response_format" in body and reply.get("refuse_response_format"):
                     return self._send(
                         400, {"error": {"message": "response_format unsupported", "type": "x"}}
@@ -102,6 +105,41 @@ class FakeOpenAI:
                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
                     },
                 )
+
+            def _stream(self, body, reply):
+                """Server-sent chunks, one per word; usage last when asked for."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                words = reply["content"].split(" ")
+                pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+                chunks = [{"delta": {"role": "assistant", "content": p}} for p in pieces]
+                chunks.append({"delta": {}, "finish_reason": "stop"})
+                for position, choice in enumerate(chunks):
+                    if reply.get("break_after") == position:
+                        self.wfile.write(b"data: {not json\n\n")
+                        return
+                    event = {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "created": int(time.time()),
+                        "model": body.get("model", "fake-model"),
+                        "choices": [{"index": 0, "finish_reason": None, **choice}],
+                    }
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                    self.wfile.flush()
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+                    event = {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "created": int(time.time()),
+                        "model": body.get("model", "fake-model"),
+                        "choices": [],
+                        "usage": usage,
+                    }
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
 
             def _embeddings(self, body):
                 if fake.embedding_status != 200:
