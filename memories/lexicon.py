@@ -410,4 +410,18 @@ RELATED_GROUPS: tuple[tuple[str, ...], ...] = (
     # --- Timezone and locale ---
     ("timezone", "timezones", "tz", "utc", "gmt", "est", "pst", "cet", "zone"),
     ("locale", "region", "country", "language"),
+    # --- categories and their common instances (asking for the kind, storing the thing) ---
+    ("pet", "pets", "dog", "puppy", "cat", "kitten", "parrot", "hamster", "rabbit", "tortoise"),
+    ("dog", "greyhound", "labrador", "retriever", "beagle", "poodle", "terrier", "spaniel", "collie", "husky"),
+    ("profession", "occupation", "engineer", "nurse", "teacher", "doctor", "developer", "lawyer", "accountant", "designer"),
+    ("profession", "occupation", "consultant", "researcher", "scientist", "architect", "chef", "founder", "owner"),
+    ("dietary", "vegetarian", "vegan", "allergic", "allergy", "intolerant", "celiac", "gluten", "kosher", "halal"),
+    ("research", "researching", "thesis", "dissertation", "phd", "lab", "study"),
+    ("money", "stipend", "salary", "income", "funding", "wage", "paid"),
+    ("conference", "symposium", "workshop", "poster", "summit", "meetup"),
+    ("school", "kindergarten", "preschool", "daycare", "nursery", "class"),
+    ("career", "retire", "retirement", "promotion"),
+    ("home", "moved", "relocated", "lives", "flat", "apartment", "neighbourhood", "neighborhood"),
+    ("gadget", "device", "tracker", "smartwatch", "fitbit", "garmin", "wearable"),
+    ("sleep", "asleep", "insomnia", "melatonin", "nap"),
 )
