@@ -19,6 +19,7 @@ from rest_framework import exceptions, status
 logger = logging.getLogger(__name__)
 
 RETRY_BACKOFF_SECONDS = 0.25
+STREAM_DEADLINE_SECONDS = 90
 
 
 class LLMNotConfigured(exceptions.APIException):
@@ -144,8 +145,15 @@ class StreamedCompletion:
         self.usage: dict = {}
 
     def __iter__(self):
+        # OPENAI_TIMEOUT_SECONDS bounds each wait between chunks; this bounds the whole
+        # answer, well inside gunicorn's worker timeout.
+        deadline = time.monotonic() + STREAM_DEADLINE_SECONDS
         try:
             for chunk in self._stream:
+                if time.monotonic() > deadline:
+                    raise LLMTimeout(
+                        f"The LLM answer took longer than {STREAM_DEADLINE_SECONDS} s."
+                    )
                 self.model = getattr(chunk, "model", None) or self.model
                 if getattr(chunk, "usage", None) is not None:
                     self.usage = _usage(chunk)
@@ -159,6 +167,8 @@ class StreamedCompletion:
         except (openai.APIError, ValueError) as error:
             logger.warning("llm stream failed: %s", type(error).__name__)
             raise LLMUpstreamError("The LLM stream broke off before the answer ended.") from None
+        finally:
+            self._stream.close()  # a client that went away must not keep the model writing
 
 
 def stream(messages: list[dict]) -> StreamedCompletion:

@@ -295,7 +295,12 @@ def chat_stream(
             response=streamed.text, model=streamed.model, usage=streamed.usage, memories=memories
         )
         if extract:
-            _extract_exchange(result, owner_id=owner_id, user_id=user_id, message=message)
+            try:
+                _extract_exchange(result, owner_id=owner_id, user_id=user_id, message=message)
+            except Exception:
+                # The status line went out long ago: report it in the stream, not as a 5xx.
+                logger.exception("extraction after a streamed answer failed")
+                result.extraction_error = "The memories of this exchange could not be saved."
         yield "done", result
 
     return events()

@@ -103,7 +103,7 @@ class Memory(models.Model):
     class Meta:
         verbose_name_plural = "memories"
         indexes = [
-            # Listing and stats: newest first within one owner and user.
+            # Listing (and the context "recent" fallback): newest first per owner and user.
             models.Index(
                 F("owner_id"),
                 F("user_id"),

@@ -1,4 +1,5 @@
 from rest_framework.exceptions import ParseError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 
 
@@ -10,3 +11,12 @@ class SafeJSONParser(JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
+
+
+class JsonOnlyNegotiation(DefaultContentNegotiation):
+    """Every answer is JSON, whatever Accept says: a client asking for text/event-stream
+    (streamed chat) or text/html gets JSON errors instead of a 406. Streams are not
+    rendered by DRF, so they keep their own content type."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type

@@ -358,3 +358,20 @@ def test_streamed_chat_with_extract_saves_after_the_answer(client, fake_openai):
     done = read_events(response)[-1][1]
     assert done["extraction"]["candidates"][0]["status"] == "created"
     assert Memory.objects.get(owner_id="acme", user_id="u1").key == "city"
+
+
+def test_stream_request_accepting_only_event_streams_is_served(client, fake_openai):
+    fake_openai.script({"content": "hello there"})
+    response = client.post(
+        "/api/v1/chat",
+        {"user_id": "u1", "message": "hi", "stream": True},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    assert response.status_code == 200
+    assert read_events(response)[-1][1]["response"] == "hello there"
+    bad = client.post(
+        "/api/v1/chat", {"user_id": "u1", "stream": True}, format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )  # fmt: skip
+    assert bad.status_code == 400 and bad["Content-Type"] == "application/json"

@@ -206,3 +206,10 @@ def test_disallowed_host_is_json_even_in_development(settings):
     response = APIClient().get("/health", HTTP_HOST="evil.example.com")
     assert response.status_code == 400
     assert response.json() == {"detail": "Bad request"}
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "image/png;q=0.9"])
+def test_any_accept_header_gets_json_not_406(client, accept):
+    response = client.get("/api/v1/memory?user_id=u1", HTTP_ACCEPT=accept)
+    assert response.status_code == 200
+    assert response.json() == []
