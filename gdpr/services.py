@@ -10,6 +10,7 @@ from django.utils import timezone
 from apikeys.models import AuditEvent, hash_identifier
 from apikeys.services import record_event
 from memories.models import Memory, MemoryEmbedding, MemoryTerm
+from memories.serializers import iso_datetime, memory_payload
 
 EXPORT_CHUNK = 500
 # Every table holding rows about an end user, in deletion order (derived data first).
@@ -18,24 +19,6 @@ USER_TABLES = {
     "memory_embeddings": MemoryEmbedding,
     "memories": Memory,
 }
-RECORD_FIELDS = (
-    "id",
-    "owner_id",
-    "user_id",
-    "type",
-    "content",
-    "confidence",
-    "key",
-    "value",
-    "importance",
-    "metadata",
-    "ttl_seconds",
-    "expires_at",
-    "ingestion_mode",
-    "is_deleted",
-    "created_at",
-    "updated_at",
-)
 
 
 def _state(memory: Memory, now) -> str:
@@ -45,19 +28,12 @@ def _state(memory: Memory, now) -> str:
 
 
 def _record(memory: Memory, now) -> dict:
-    record = {name: getattr(memory, name) for name in RECORD_FIELDS}
-    record["state"] = _state(memory, now)
-    return record
+    """The memory exactly as the API shows it, plus its state."""
+    return {**memory_payload(memory), "state": _state(memory, now)}
 
 
 def _dump(value) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_default)
-
-
-def _default(value):
-    if hasattr(value, "isoformat"):
-        return value.isoformat().replace("+00:00", "Z")
-    return str(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def export_user(*, owner_id: str, user_id: str, actor: str) -> Iterator[str]:
@@ -83,7 +59,12 @@ def export_user(*, owner_id: str, user_id: str, actor: str) -> Iterator[str]:
         target=hash_identifier(user_id),
         details={"counts": counts},
     )
-    header = {"owner_id": owner_id, "user_id": user_id, "exported_at": now, "counts": counts}
+    header = {
+        "owner_id": owner_id,
+        "user_id": user_id,
+        "exported_at": iso_datetime(now),
+        "counts": counts,
+    }
     return _stream(header, rows.order_by("created_at", "pk"), now)
 
 

@@ -377,7 +377,7 @@ class ContextResponseSerializer(serializers.Serializer):
     )
 
 
-def _iso(value):
+def iso_datetime(value):
     # As DRF's DateTimeField writes it: ISO 8601, UTC as "Z".
     if value is None:
         return None
@@ -400,9 +400,9 @@ def memory_payload(memory: Memory) -> dict:
         "importance": memory.importance,
         "metadata": memory.metadata,
         "ttl_seconds": memory.ttl_seconds,
-        "expires_at": _iso(memory.expires_at),
+        "expires_at": iso_datetime(memory.expires_at),
         "ingestion_mode": memory.ingestion_mode,
         "is_deleted": memory.is_deleted,
-        "created_at": _iso(memory.created_at),
-        "updated_at": _iso(memory.updated_at),
+        "created_at": iso_datetime(memory.created_at),
+        "updated_at": iso_datetime(memory.updated_at),
     }
