@@ -63,47 +63,34 @@ def _prepare_index(memory: Memory) -> list[MemoryTerm]:
 _TERM_COLUMNS = ("memory", "owner_id", "user_id", "term", "tf", "doc_length", "expires_at")
 
 
-def _term_select(rows: list[MemoryTerm]) -> tuple[str, list]:
-    """PostgreSQL: a SELECT producing one memory's index rows from two arrays, so the
-    statement has seven parameters however many terms there are."""
-    first = rows[0]  # every row shares memory, owner, user, length and expiry
-    prepared = {
-        name: MemoryTerm._meta.get_field(name).get_db_prep_save(
-            getattr(first, MemoryTerm._meta.get_field(name).attname), connection
-        )
-        for name in ("memory", "owner_id", "user_id", "doc_length", "expires_at")
-    }
-    sql = "SELECT %s, %s, %s, UNNEST(%s::bigint[]), UNNEST(%s::integer[]), %s, %s"
-    params = [
-        prepared["memory"],
-        prepared["owner_id"],
-        prepared["user_id"],
-        [row.term for row in rows],
-        [row.tf for row in rows],
-        prepared["doc_length"],
-        prepared["expires_at"],
-    ]
-    return sql, params
-
-
-def _term_columns() -> str:
-    fields = [MemoryTerm._meta.get_field(name) for name in _TERM_COLUMNS]
-    return ", ".join(connection.ops.quote_name(field.column) for field in fields)
-
-
 def _insert_terms(rows: list[MemoryTerm]) -> None:
-    """INSERT a memory's index rows in one statement (bulk_create spent more Python time
-    per create than the rest of the write path)."""
+    """INSERT a memory's index rows in one statement. bulk_create spent more Python time
+    per create than the rest of the write path; on PostgreSQL the terms travel as two
+    arrays, so the statement has seven parameters however many terms there are."""
     if not rows:
         return
+    fields = [MemoryTerm._meta.get_field(name) for name in _TERM_COLUMNS]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = MemoryTerm._meta.db_table
     if connection.vendor == "postgresql":
-        select, params = _term_select(rows)
-        sql = f"INSERT INTO {table} ({_term_columns()}) {select}"
+        first = rows[0]  # every row shares memory, owner, user, length and expiry
+        shared = {f.name: f.get_db_prep_save(getattr(first, f.attname), connection) for f in fields}
+        sql = (
+            f"INSERT INTO {table} ({columns}) "
+            "SELECT %s, %s, %s, UNNEST(%s::bigint[]), UNNEST(%s::integer[]), %s, %s"
+        )
+        params = [
+            shared["memory"],
+            shared["owner_id"],
+            shared["user_id"],
+            [row.term for row in rows],
+            [row.tf for row in rows],
+            shared["doc_length"],
+            shared["expires_at"],
+        ]
     else:
-        fields = [MemoryTerm._meta.get_field(name) for name in _TERM_COLUMNS]
         placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
-        sql = f"INSERT INTO {table} ({_term_columns()}) VALUES {placeholders}"
+        sql = f"INSERT INTO {table} ({columns}) VALUES {placeholders}"
         params = [
             field.get_db_prep_save(getattr(row, field.attname), connection)
             for row in rows
@@ -111,28 +98,6 @@ def _insert_terms(rows: list[MemoryTerm]) -> None:
         ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-
-
-def _insert_memory_with_terms(memory: Memory, rows: list[MemoryTerm]) -> None:
-    """PostgreSQL: the memory and its index rows in one statement, atomic by itself: one
-    round trip where BEGIN, two INSERTs and COMMIT took four. The values go through each
-    field's own preparation, so encryption is the model's."""
-    memory.measure_content()
-    fields = Memory._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    values = [
-        field.get_db_prep_save(field.pre_save(memory, True), connection) for field in fields
-    ]
-    select, term_params = _term_select(rows)
-    sql = (
-        f"WITH inserted AS (INSERT INTO {Memory._meta.db_table} ({columns}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})) "
-        f"INSERT INTO {MemoryTerm._meta.db_table} ({_term_columns()}) {select}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, *term_params])
-    memory._state.adding = False
-    memory._state.db = connection.alias
 
 
 def reindex_memory(*, memory: Memory) -> None:
@@ -151,14 +116,11 @@ def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> 
     now = now or timezone.now()
     memory = Memory(owner_id=owner_id, created_at=now, updated_at=now, **data)
     rows = _prepare_index(memory)
-    if connection.vendor == "postgresql" and rows:
-        _insert_memory_with_terms(memory, rows)
-    else:
-        with transaction.atomic():
-            memory.save(force_insert=True)
-            _insert_terms(rows)
-    # The embeddings API is a network call: never inside a write transaction.
-    transaction.on_commit(lambda: embeddings.store_embedding(memory))
+    with transaction.atomic():
+        memory.save(force_insert=True)
+        _insert_terms(rows)
+        # The embeddings API is a network call: never inside the write transaction.
+        transaction.on_commit(lambda: embeddings.store_embedding(memory))
     return memory
 
 
