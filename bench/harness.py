@@ -4,6 +4,9 @@ import re
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +58,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def web_command() -> str:
+    """The Procfile's web line, bound to loopback, gunicorn from this interpreter."""
+    line = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    command = line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
+    return command.replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
+
+
+def wait_until_up(process: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    """Until url answers anything at all; fails at once if the server process exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

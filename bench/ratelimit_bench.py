@@ -33,7 +33,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness import create_database, drop_database, free_port, new_key
+from harness import create_database, drop_database, free_port, new_key, wait_until_up, web_command
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "ratelimit.json"
@@ -125,12 +125,8 @@ def delete_redis_bucket(key_id: str) -> None:
 def start_server(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(WORKERS)}
-    procfile = (ROOT / "Procfile").read_text()
-    web = next(line for line in procfile.splitlines() if line.startswith("web:"))
-    command = web.removeprefix("web:").strip()
-    command = command.replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
     process = subprocess.Popen(  # noqa: S602 - the Procfile line, as a platform runs it
-        command,
+        web_command(),
         shell=True,
         cwd=ROOT,
         env=env,
@@ -139,19 +135,7 @@ def start_server(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited; see {log}")
-        try:
-            urllib.request.urlopen(url + "/", timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    wait_until_up(process, url + "/", log, timeout=30)
     return process, url
 
 

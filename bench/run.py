@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import corpus  # bench/ is sys.path[0]
-from harness import create_database, drop_database, free_port, new_key
+from harness import create_database, drop_database, free_port, new_key, wait_until_up, web_command
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -90,15 +90,6 @@ def base_env() -> dict:
     return env
 
 
-def web_command() -> str:
-    """The Procfile's web line, bound to loopback, gunicorn from this interpreter."""
-    line = next(
-        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
-    )
-    command = line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
-    return command.replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
-
-
 class Server:
     def __init__(self, name: str, env: dict, log: Path):
         self.name, self.log = name, log
@@ -113,19 +104,7 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{name} server exited:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(self.url + "/health", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_up(self.process, self.url + "/health", log, timeout=60)
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(
