@@ -60,8 +60,19 @@ def bulk_insert(owner: str, batch: list[tuple[dict, object]]) -> None:
     memories, terms = [], []
     for data, created in batch:
         memory = Memory(owner_id=owner, created_at=created, updated_at=created, **data)
-        memory.content_chars = len(memory.content)  # Memory.save() does this; bulk skips it
-        terms += _prepare_index(memory)
+        memory.measure_content()  # Memory.save() does this; bulk_create skips it
+        terms += [
+            MemoryTerm(
+                memory=memory,
+                owner_id=memory.owner_id,
+                user_id=memory.user_id,
+                term=term,
+                tf=tf,
+                doc_length=memory.term_count,
+                expires_at=memory.expires_at,
+            )
+            for term, tf in _prepare_index(memory).items()
+        ]
         memories.append(memory)
     Memory.objects.bulk_create(memories)
     MemoryTerm.objects.bulk_create(terms, batch_size=5000)

@@ -176,11 +176,16 @@ class Memory(models.Model):
         return f"{self.type} memory {self.id}"
 
     def save(self, *args, **kwargs):
-        self.content_chars = len(self.content.strip()) and len(self.content)
+        self.measure_content()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "content" in update_fields:
             kwargs["update_fields"] = {*update_fields, "content_chars"}
         super().save(*args, **kwargs)
+
+    def measure_content(self) -> None:
+        """content_chars: the plaintext length, which the database checks (0, refused,
+        when the content is blank)."""
+        self.content_chars = len(self.content.strip()) and len(self.content)
 
     def is_expired(self, at: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (at or timezone.now())

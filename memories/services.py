@@ -38,66 +38,87 @@ def content_hash(*, owner_id: str, user_id: str, content: str) -> int:
     return _term_hash(crypto.index_keys()[0], owner_id, user_id, "\x00content\x00" + normalised)
 
 
-def _prepare_index(memory: Memory) -> list[MemoryTerm]:
-    """Set the memory's index bookkeeping and return its (unsaved) term rows."""
+def _prepare_index(memory: Memory) -> dict[int, int]:
+    """Set the memory's index bookkeeping and return its terms: keyed hash -> frequency."""
     counts = text.index_terms(memory.searchable_text())
     memory.term_count, memory.index_version = sum(counts.values()), text.INDEX_VERSION
     primary = crypto.index_keys()[0]
-    memory.content_hash = content_hash(
-        owner_id=memory.owner_id, user_id=memory.user_id, content=memory.content
-    )
-    return [
-        MemoryTerm(
-            memory=memory,
-            owner_id=memory.owner_id,
-            user_id=memory.user_id,
-            term=_term_hash(primary, memory.owner_id, memory.user_id, stem),
-            tf=min(tf, 32767),
-            doc_length=memory.term_count,
-            expires_at=memory.expires_at,
-        )
-        for stem, tf in counts.items()
-    ]
+    owner_id, user_id = memory.owner_id, memory.user_id
+    memory.content_hash = content_hash(owner_id=owner_id, user_id=user_id, content=memory.content)
+    terms: dict[int, int] = {}
+    for stem, tf in counts.items():
+        term = _term_hash(primary, owner_id, user_id, stem)
+        terms[term] = terms.get(term, 0) + tf  # two stems, one 64-bit hash: count them once
+    return {term: min(tf, 32767) for term, tf in terms.items()}
 
 
 _TERM_COLUMNS = ("memory", "owner_id", "user_id", "term", "tf", "doc_length", "expires_at")
 
 
-def _insert_terms(rows: list[MemoryTerm]) -> None:
-    """INSERT a memory's index rows in one statement. bulk_create spent more Python time
-    per create than the rest of the write path; on PostgreSQL the terms travel as two
-    arrays, so the statement has seven parameters however many terms there are."""
-    if not rows:
-        return
+def _term_columns() -> str:
     fields = [MemoryTerm._meta.get_field(name) for name in _TERM_COLUMNS]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    return ", ".join(connection.ops.quote_name(field.column) for field in fields)
+
+
+def _shared_term_values(memory: Memory) -> list:
+    """What every index row of the memory repeats: memory, owner, user, length, expiry."""
+    names = ("memory", "owner_id", "user_id", "doc_length", "expires_at")
+    values = (memory.pk, memory.owner_id, memory.user_id, memory.term_count, memory.expires_at)
+    return [
+        MemoryTerm._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in zip(names, values, strict=True)
+    ]
+
+
+def _term_select(memory: Memory, terms: dict[int, int]) -> tuple[str, list]:
+    """PostgreSQL: a SELECT producing the memory's index rows from two arrays, so the
+    statement has seven parameters however many terms there are."""
+    memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory)
+    sql = "SELECT %s, %s, %s, UNNEST(%s::bigint[]), UNNEST(%s::integer[]), %s, %s"
+    params = [memory_id, owner_id, user_id, list(terms), list(terms.values())]
+    return sql, [*params, doc_length, expires_at]
+
+
+def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
+    """INSERT the memory's index rows in one statement (bulk_create spent more Python time
+    per create than the rest of the write path)."""
+    if not terms:
+        return
     table = MemoryTerm._meta.db_table
     if connection.vendor == "postgresql":
-        first = rows[0]  # every row shares memory, owner, user, length and expiry
-        shared = {f.name: f.get_db_prep_save(getattr(first, f.attname), connection) for f in fields}
-        sql = (
-            f"INSERT INTO {table} ({columns}) "
-            "SELECT %s, %s, %s, UNNEST(%s::bigint[]), UNNEST(%s::integer[]), %s, %s"
-        )
-        params = [
-            shared["memory"],
-            shared["owner_id"],
-            shared["user_id"],
-            [row.term for row in rows],
-            [row.tf for row in rows],
-            shared["doc_length"],
-            shared["expires_at"],
-        ]
+        select, params = _term_select(memory, terms)
+        sql = f"INSERT INTO {table} ({_term_columns()}) {select}"
     else:
-        placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
-        sql = f"INSERT INTO {table} ({columns}) VALUES {placeholders}"
+        memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory)
+        row = "(" + ", ".join(["%s"] * len(_TERM_COLUMNS)) + ")"
+        sql = f"INSERT INTO {table} ({_term_columns()}) VALUES {', '.join([row] * len(terms))}"
         params = [
-            field.get_db_prep_save(getattr(row, field.attname), connection)
-            for row in rows
-            for field in fields
+            value
+            for term, tf in terms.items()
+            for value in (memory_id, owner_id, user_id, term, tf, doc_length, expires_at)
         ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _insert_memory_with_terms(memory: Memory, terms: dict[int, int]) -> None:
+    """PostgreSQL: the memory and its index rows in one statement, atomic by itself: one
+    round trip where BEGIN, two INSERTs and COMMIT took four. The values go through each
+    field's own preparation, so encryption is the model's."""
+    memory.measure_content()
+    fields = Memory._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = [field.get_db_prep_save(field.pre_save(memory, True), connection) for field in fields]
+    select, term_params = _term_select(memory, terms)
+    sql = (
+        f"WITH inserted AS (INSERT INTO {Memory._meta.db_table} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})) "
+        f"INSERT INTO {MemoryTerm._meta.db_table} ({_term_columns()}) {select}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *term_params])
+    memory._state.adding = False
+    memory._state.db = connection.alias
 
 
 def reindex_memory(*, memory: Memory) -> None:
@@ -106,21 +127,24 @@ def reindex_memory(*, memory: Memory) -> None:
         MemoryTerm.objects.filter(memory=memory).delete()
         if memory.is_deleted:
             return
-        rows = _prepare_index(memory)
+        terms = _prepare_index(memory)
         memory.save(update_fields=["term_count", "index_version", "content_hash"])
-        _insert_terms(rows)
+        _insert_terms(memory, terms)
 
 
 def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> Memory:
     """Store one validated memory and its index rows in one transaction."""
     now = now or timezone.now()
     memory = Memory(owner_id=owner_id, created_at=now, updated_at=now, **data)
-    rows = _prepare_index(memory)
-    with transaction.atomic():
-        memory.save(force_insert=True)
-        _insert_terms(rows)
-        # The embeddings API is a network call: never inside the write transaction.
-        transaction.on_commit(lambda: embeddings.store_embedding(memory))
+    terms = _prepare_index(memory)
+    if connection.vendor == "postgresql" and terms:
+        _insert_memory_with_terms(memory, terms)
+    else:
+        with transaction.atomic():
+            memory.save(force_insert=True)
+            _insert_terms(memory, terms)
+    # The embeddings API is a network call: never inside a write transaction.
+    transaction.on_commit(lambda: embeddings.store_embedding(memory))
     return memory
 
 
@@ -138,7 +162,7 @@ def update_memory(*, memory: Memory, data: dict) -> Memory:
     memory.updated_at = timezone.now()
     changed = {*data, "updated_at"}
     reindex = bool(changed & INDEXED_FIELDS)
-    rows = _prepare_index(memory) if reindex else []
+    terms = _prepare_index(memory) if reindex else {}
     if reindex:
         changed |= {"term_count", "index_version", "content_hash"}
     with transaction.atomic():
@@ -146,7 +170,7 @@ def update_memory(*, memory: Memory, data: dict) -> Memory:
         memory.save(update_fields=changed)
         if reindex:
             MemoryTerm.objects.filter(memory=memory).delete()
-            _insert_terms(rows)
+            _insert_terms(memory, terms)
             MemoryEmbedding.objects.filter(memory=memory).delete()
             transaction.on_commit(lambda: embeddings.store_embedding(memory))
     return memory
