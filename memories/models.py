@@ -206,7 +206,15 @@ class MemoryTerm(models.Model):
     length and expiry are copied here so ranking reads this index alone."""
 
     id = models.BigAutoField(primary_key=True)
-    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="terms")
+    # No database foreign key (here and on MemoryEmbedding): PostgreSQL checks one with a
+    # plan cached for the connection's lifetime, and a plan made while the memories table
+    # was small is a sequential scan, so every create (and every memory delete, checking
+    # the other way) grew slower as the table grew. The rows are derived: written in the
+    # same statement as their memory, deleted with it (Django's CASCADE), and rebuilt by
+    # reindex_memories.
+    memory = models.ForeignKey(
+        Memory, on_delete=models.CASCADE, related_name="terms", db_constraint=False
+    )
     owner_id = models.CharField(max_length=255)
     user_id = models.CharField(max_length=255)
     term = models.BigIntegerField()
@@ -228,7 +236,11 @@ class MemoryEmbedding(models.Model):
     """Encrypted embedding vector of one memory, for optional semantic re-ranking."""
 
     memory = models.OneToOneField(
-        Memory, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
+        Memory,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="embedding",
+        db_constraint=False,  # see MemoryTerm.memory
     )
     owner_id = models.CharField(max_length=255)
     user_id = models.CharField(max_length=255)
