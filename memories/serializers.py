@@ -1,3 +1,4 @@
+import copy
 import json
 import math
 from datetime import UTC, timedelta
@@ -144,9 +145,25 @@ class MetadataField(serializers.JSONField):
         return data
 
 
+WITH_CHILD_FIELDS = (serializers.BaseSerializer, serializers.ListField, serializers.DictField)
+
+
+def _copy_field(field: serializers.Field) -> serializers.Field:
+    """A fresh, unbound copy of a declared field. DRF deep-copies each one by running its
+    __init__ again, for every serializer instance; for a field without child fields a
+    shallow copy is equivalent (binding sets attributes on the copy only, and the shared
+    validators and messages are never changed after __init__) and much cheaper."""
+    if isinstance(field, WITH_CHILD_FIELDS):
+        return copy.deepcopy(field)
+    return copy.copy(field)
+
+
 class JsonObjectSerializer(serializers.Serializer):
     """A serializer whose data must be a JSON object, with a message that says so (DRF's
     own names a Python type)."""
+
+    def get_fields(self):
+        return {name: _copy_field(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
