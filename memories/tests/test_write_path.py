@@ -1,0 +1,96 @@
+"""The create path's shortcuts keep the guarantees of the slow path they replaced: one
+statement that stores all or nothing, index rows without a database foreign key but never
+orphaned, serializer field copies that do not share per-request state."""
+
+import pytest
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
+
+from apikeys.authentication import find_key
+from apikeys.models import ApiKey, hash_key
+from memories import services
+from memories.models import Memory, MemoryEmbedding, MemoryTerm
+from memories.serializers import MemorySerializer
+from memories.tests.factories import make_memory
+
+pytestmark = pytest.mark.django_db
+
+DATA = {"user_id": "u1", "type": "fact", "content": "Lives in Lisbon with two greyhounds"}
+
+
+def test_create_is_one_statement_storing_the_memory_and_every_term():
+    with CaptureQueriesContext(connection) as queries:
+        memory = services.create_memory(owner_id="acme", data=dict(DATA))
+
+    assert len(queries.captured_queries) == 1
+    stored = Memory.objects.get(pk=memory.pk)
+    assert stored.content == DATA["content"]
+    assert stored.content_chars == len(DATA["content"])
+    terms = MemoryTerm.objects.filter(memory_id=memory.pk)
+    assert terms.count() == len(services._prepare_index(stored)) >= 4
+    assert sum(terms.values_list("tf", flat=True)) == stored.term_count
+    assert set(terms.values_list("doc_length", flat=True)) == {stored.term_count}
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in a request: no savepoint
+def test_a_refused_memory_leaves_no_index_rows_behind():
+    # The serializer would refuse this; the database check is the last line.
+    with pytest.raises(IntegrityError):
+        services.create_memory(owner_id="acme", data={**DATA, "confidence": 2.0})
+
+    assert not Memory.objects.exists()
+    assert not MemoryTerm.objects.exists()
+
+
+def test_stems_whose_hashes_collide_become_one_row(monkeypatch):
+    monkeypatch.setattr(services, "_term_hash", lambda key, owner, user, stem: 7)
+    memory = services.create_memory(owner_id="acme", data=dict(DATA))
+
+    (row,) = MemoryTerm.objects.filter(memory_id=memory.pk)
+    assert (row.term, row.tf) == (7, memory.term_count)
+
+
+@pytest.mark.parametrize("table", [MemoryTerm, MemoryEmbedding])
+def test_derived_rows_have_no_database_foreign_key(table):
+    """PostgreSQL checks a foreign key with a plan cached per connection; made while the
+    memories table was small it is a sequential scan, and creates slowed down as the table
+    grew. Django's CASCADE still removes these rows with their memory."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table._meta.db_table)
+    assert [name for name, c in constraints.items() if c["foreign_key"]] == []
+
+
+def test_hard_delete_still_removes_terms_and_embedding():
+    memory = make_memory("acme", content="walks the dogs at dawn")
+    MemoryEmbedding.objects.create(
+        memory=memory, owner_id="acme", user_id=memory.user_id, model="m", vector=[0.1]
+    )
+    keep = make_memory("acme", content="walks the dogs at dusk")
+
+    services.hard_delete_memory(memory=memory, actor="test")
+
+    assert not MemoryTerm.objects.filter(memory_id=memory.pk).exists()
+    assert not MemoryEmbedding.objects.filter(memory_id=memory.pk).exists()
+    assert MemoryTerm.objects.filter(memory_id=keep.pk).exists()
+
+
+def test_serializer_field_copies_are_bound_to_their_own_serializer():
+    memory = make_memory("acme")
+    partial = MemorySerializer(memory, data={"importance": 4}, partial=True)
+    full = MemorySerializer(data={"importance": 4})
+    assert partial.fields["importance"] is not full.fields["importance"]
+    assert partial.fields["content"].root is partial
+    assert full.fields["content"].root is full
+
+    assert not full.is_valid()
+    assert {"user_id", "content"} <= set(full.errors)
+    assert partial.is_valid(), partial.errors
+    # The declared fields stay unbound templates.
+    assert all(field.parent is None for field in MemorySerializer._declared_fields.values())
+
+
+def test_key_lookup_returns_the_stored_key_or_none(api_key):
+    found = find_key(hash_key(api_key.plaintext))
+    assert found == ApiKey.objects.get(pk=api_key.api_key.pk)
+    assert found.owner_id == "acme" and found.metadata == api_key.api_key.metadata
+    assert find_key(hash_key("aimsk_live_unknown")) is None
