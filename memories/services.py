@@ -1,10 +1,11 @@
 import base64
 import binascii
+import functools
 import json
 import uuid
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Q
 from django.utils import timezone
 from rest_framework import serializers
@@ -53,30 +54,44 @@ def _prepare_index(memory: Memory) -> dict[int, int]:
 
 
 _TERM_COLUMNS = ("memory", "owner_id", "user_id", "term", "tf", "doc_length", "expires_at")
+_TERM_SELECT = "SELECT %s, %s, %s, UNNEST(%s::bigint[]), UNNEST(%s::integer[]), %s, %s"
 
 
-def _term_columns() -> str:
-    fields = [MemoryTerm._meta.get_field(name) for name in _TERM_COLUMNS]
-    return ", ".join(connection.ops.quote_name(field.column) for field in fields)
+# The statements' text depends only on the database; built once per process, not per write.
+@functools.cache
+def _term_columns(alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    return ", ".join(quote(MemoryTerm._meta.get_field(name).column) for name in _TERM_COLUMNS)
 
 
-def _shared_term_values(memory: Memory) -> list:
+@functools.cache
+def _create_sql(alias: str) -> str:
+    """PostgreSQL: the memory and its index rows in one statement (a data-modifying CTE)."""
+    quote = connections[alias].ops.quote_name
+    fields = Memory._meta.concrete_fields
+    return (
+        f"WITH inserted AS (INSERT INTO {quote(Memory._meta.db_table)} "
+        f"({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})) "
+        f"INSERT INTO {quote(MemoryTerm._meta.db_table)} ({_term_columns(alias)}) {_TERM_SELECT}"
+    )
+
+
+def _shared_term_values(memory: Memory, db) -> list:
     """What every index row of the memory repeats: memory, owner, user, length, expiry."""
     names = ("memory", "owner_id", "user_id", "doc_length", "expires_at")
     values = (memory.pk, memory.owner_id, memory.user_id, memory.term_count, memory.expires_at)
     return [
-        MemoryTerm._meta.get_field(name).get_db_prep_save(value, connection)
+        MemoryTerm._meta.get_field(name).get_db_prep_save(value, db)
         for name, value in zip(names, values, strict=True)
     ]
 
 
-def _term_select(memory: Memory, terms: dict[int, int]) -> tuple[str, list]:
-    """PostgreSQL: a SELECT producing the memory's index rows from two arrays, so the
-    statement has seven parameters however many terms there are."""
-    memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory)
-    sql = "SELECT %s, %s, %s, UNNEST(%s::bigint[]), UNNEST(%s::integer[]), %s, %s"
-    params = [memory_id, owner_id, user_id, list(terms), list(terms.values())]
-    return sql, [*params, doc_length, expires_at]
+def _term_select_params(memory: Memory, terms: dict[int, int], db) -> list:
+    """_TERM_SELECT's parameters: the index rows as two arrays, so the statement has seven
+    parameters however many terms there are."""
+    memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory, db)
+    return [memory_id, owner_id, user_id, list(terms), list(terms.values()), doc_length, expires_at]
 
 
 def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
@@ -84,41 +99,37 @@ def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
     per create than the rest of the write path)."""
     if not terms:
         return
-    table = MemoryTerm._meta.db_table
-    if connection.vendor == "postgresql":
-        select, params = _term_select(memory, terms)
-        sql = f"INSERT INTO {table} ({_term_columns()}) {select}"
+    db = connections[DEFAULT_DB_ALIAS]
+    insert = f"INSERT INTO {db.ops.quote_name(MemoryTerm._meta.db_table)}"
+    insert += f" ({_term_columns(db.alias)})"
+    if db.vendor == "postgresql":
+        sql, params = f"{insert} {_TERM_SELECT}", _term_select_params(memory, terms, db)
     else:
-        memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory)
         row = "(" + ", ".join(["%s"] * len(_TERM_COLUMNS)) + ")"
-        sql = f"INSERT INTO {table} ({_term_columns()}) VALUES {', '.join([row] * len(terms))}"
+        sql = f"{insert} VALUES {', '.join([row] * len(terms))}"
+        memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory, db)
         params = [
             value
             for term, tf in terms.items()
             for value in (memory_id, owner_id, user_id, term, tf, doc_length, expires_at)
         ]
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
 
 
-def _insert_memory_with_terms(memory: Memory, terms: dict[int, int]) -> None:
+def _insert_memory_with_terms(memory: Memory, terms: dict[int, int], db) -> None:
     """PostgreSQL: the memory and its index rows in one statement, atomic by itself: one
     round trip where BEGIN, two INSERTs and COMMIT took four. The values go through each
     field's own preparation, so encryption is the model's."""
     memory.measure_content()
-    fields = Memory._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    values = [field.get_db_prep_save(field.pre_save(memory, True), connection) for field in fields]
-    select, term_params = _term_select(memory, terms)
-    sql = (
-        f"WITH inserted AS (INSERT INTO {Memory._meta.db_table} ({columns}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})) "
-        f"INSERT INTO {MemoryTerm._meta.db_table} ({_term_columns()}) {select}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, *term_params])
+    values = [
+        field.get_db_prep_save(field.pre_save(memory, True), db)
+        for field in Memory._meta.concrete_fields
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(_create_sql(db.alias), [*values, *_term_select_params(memory, terms, db)])
     memory._state.adding = False
-    memory._state.db = connection.alias
+    memory._state.db = db.alias
 
 
 def reindex_memory(*, memory: Memory) -> None:
@@ -137,8 +148,9 @@ def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> 
     now = now or timezone.now()
     memory = Memory(owner_id=owner_id, created_at=now, updated_at=now, **data)
     terms = _prepare_index(memory)
-    if connection.vendor == "postgresql" and terms:
-        _insert_memory_with_terms(memory, terms)
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql" and terms:
+        _insert_memory_with_terms(memory, terms, db)
     else:
         with transaction.atomic():
             memory.save(force_insert=True)
