@@ -3,6 +3,7 @@ statement that stores all or nothing, index rows without a database foreign key 
 orphaned, serializer field copies that do not share per-request state."""
 
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
@@ -94,3 +95,22 @@ def test_key_lookup_returns_the_stored_key_or_none(api_key):
     assert found == ApiKey.objects.get(pk=api_key.api_key.pk)
     assert found.owner_id == "acme" and found.metadata == api_key.api_key.metadata
     assert find_key(hash_key("aimsk_live_unknown")) is None
+
+
+def test_reindex_removes_rows_whose_memory_was_deleted_behind_the_service(capsys):
+    gone = make_memory("acme", content="borrowed a ladder from the neighbours")
+    MemoryEmbedding.objects.create(
+        memory=gone, owner_id="acme", user_id=gone.user_id, model="m", vector=[0.1]
+    )
+    kept = make_memory("acme", content="returned the ladder on sunday")
+    kept_terms = MemoryTerm.objects.filter(memory_id=kept.pk).count()
+    with connection.cursor() as cursor:  # as an operator's SQL would: no CASCADE
+        cursor.execute(f"DELETE FROM {Memory._meta.db_table} WHERE id = %s", [gone.pk])
+    orphans = MemoryTerm.objects.filter(memory_id=gone.pk).count() + 1
+
+    call_command("reindex_memories")
+
+    assert f"Removed {orphans} orphaned" in capsys.readouterr().out
+    assert not MemoryTerm.objects.filter(memory_id=gone.pk).exists()
+    assert not MemoryEmbedding.objects.filter(memory_id=gone.pk).exists()
+    assert MemoryTerm.objects.filter(memory_id=kept.pk).count() == kept_terms > 0

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from tqdm import tqdm
 
 from memories import services, text
-from memories.models import Memory
+from memories.models import Memory, MemoryEmbedding, MemoryTerm
 
 BATCH = 500
 
@@ -11,7 +11,8 @@ BATCH = 500
 class Command(BaseCommand):
     help = (
         "Rebuild the blind term index of memories written by an older index version "
-        "(or of all memories with --all). Resumable; safe while the service runs."
+        "(or of all memories with --all), and remove index and embedding rows whose memory "
+        "is gone. Resumable; safe while the service runs."
     )
 
     def add_arguments(self, parser):
@@ -42,3 +43,10 @@ class Command(BaseCommand):
                 last_id = batch[-1].pk
                 progress.update(len(batch))
         self.stdout.write(f"Reindexed {total} memories.")
+        # These rows have no database foreign key (see MemoryTerm.memory); the service
+        # never leaves one behind, but a memory deleted with raw SQL would.
+        orphans = 0
+        for model in (MemoryTerm, MemoryEmbedding):
+            gone = ~Exists(Memory.objects.filter(pk=OuterRef("memory_id")))
+            orphans += model.objects.filter(gone).delete()[0]
+        self.stdout.write(f"Removed {orphans} orphaned index and embedding rows.")
