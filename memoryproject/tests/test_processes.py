@@ -129,6 +129,8 @@ class TcpProxy:
                     selector.register(client, selectors.EVENT_READ)
                     selector.register(upstream, selectors.EVENT_READ)
                     continue
+                if sock not in peers:  # closed with its peer earlier in this batch
+                    continue
                 try:
                     data = sock.recv(65536)
                 except OSError:
@@ -136,7 +138,9 @@ class TcpProxy:
                 if data:
                     peers[sock].sendall(data)
                 else:
-                    for s in (sock, peers[sock]):
+                    other = peers.pop(sock)
+                    peers.pop(other, None)
+                    for s in (sock, other):
                         selector.unregister(s)
                         s.close()
         selector.close()
