@@ -3,7 +3,7 @@
 import json
 from collections.abc import Iterator
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -75,10 +75,26 @@ def _stream(header: dict, rows, now) -> Iterator[str]:
     yield "]}"
 
 
+def _lock_memories(*, owner_id: str, user_id: str) -> None:
+    """Lock the user's memory rows for the rest of the transaction, without fetching them:
+    an update or reindex that is writing a memory's index rows commits before the deletes
+    below read them (those rows have no database foreign key to stop it)."""
+    if not connection.features.has_select_for_update:
+        return  # SQLite: one writer at a time anyway
+    table = connection.ops.quote_name(Memory._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} "
+            "WHERE owner_id = %s AND user_id = %s FOR UPDATE) AS locked",
+            [owner_id, user_id],
+        )
+
+
 def erase_user(*, owner_id: str, user_id: str, actor: str) -> dict[str, int]:
     """Delete every row about user_id under owner_id in one transaction; counts per kind.
     Idempotent: a second call returns zeros."""
     with transaction.atomic():
+        _lock_memories(owner_id=owner_id, user_id=user_id)
         counts = {}
         for name, model in USER_TABLES.items():
             # only("pk"): deleting must not load (and decrypt) what it is about to erase.

@@ -6,6 +6,7 @@ import logging
 import math
 
 from django.conf import settings
+from django.db import transaction
 
 from memories.models import Memory, MemoryEmbedding
 
@@ -46,15 +47,27 @@ def store_embedding(memory: Memory) -> None:
     vectors = embed_texts([memory.content])
     if vectors is None:
         return
-    MemoryEmbedding.objects.update_or_create(
-        memory=memory,
-        defaults={
-            "owner_id": memory.owner_id,
-            "user_id": memory.user_id,
-            "model": settings.OPENAI_EMBEDDING_MODEL,
-            "vector": vectors[0],
-        },
-    )
+    with transaction.atomic():
+        # The network call took time: store the vector only if the memory is still live
+        # and still says what was embedded (a change schedules its own embedding), with
+        # the row locked so that a delete cannot slip in before the write.
+        current = (
+            Memory.objects.select_for_update()
+            .filter(pk=memory.pk, is_deleted=False)
+            .values_list("pk", "content_hash")
+            .first()
+        )
+        if current is None or current[1] != memory.content_hash:
+            return
+        MemoryEmbedding.objects.update_or_create(
+            memory=memory,
+            defaults={
+                "owner_id": memory.owner_id,
+                "user_id": memory.user_id,
+                "model": settings.OPENAI_EMBEDDING_MODEL,
+                "vector": vectors[0],
+            },
+        )
 
 
 def cosine(a: list[float], b: list[float]) -> float:

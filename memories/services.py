@@ -126,7 +126,8 @@ def _insert_memory_with_terms(memory: Memory, terms: dict[int, int], db) -> None
         field.get_db_prep_save(field.pre_save(memory, True), db)
         for field in Memory._meta.concrete_fields
     ]
-    with db.cursor() as cursor:
+    # As Model.save(): a failure inside an outer atomic block marks it for rollback.
+    with transaction.mark_for_rollback_on_error(db.alias), db.cursor() as cursor:
         cursor.execute(_create_sql(db.alias), [*values, *_term_select_params(memory, terms, db)])
     memory._state.adding = False
     memory._state.db = db.alias
@@ -204,6 +205,9 @@ def hard_delete_memory(*, memory: Memory, actor: str) -> None:
     """Remove the row and everything derived from it; audited without content."""
     with transaction.atomic():
         memory_id = str(memory.pk)
+        # Lock first: a reindex or update that is writing new index rows commits before the
+        # cascade below reads them (the rows have no database foreign key to stop it).
+        Memory.objects.select_for_update().filter(pk=memory.pk).exists()
         memory.delete()  # index rows and embedding cascade
         record_event(
             event=AuditEvent.Event.MEMORY_HARD_DELETED,

@@ -2,14 +2,19 @@
 statement that stores all or nothing, index rows without a database foreign key but never
 orphaned, serializer field copies that do not share per-request state."""
 
+import threading
+import time
+
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connection
+from django.core.validators import MaxLengthValidator
+from django.db import IntegrityError, connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from apikeys.authentication import find_key
 from apikeys.models import ApiKey, hash_key
-from memories import services
+from gdpr.services import erase_user
+from memories import embeddings, services
 from memories.models import Memory, MemoryEmbedding, MemoryTerm
 from memories.serializers import MemorySerializer
 from memories.tests.factories import make_memory
@@ -19,6 +24,7 @@ pytestmark = pytest.mark.django_db
 DATA = {"user_id": "u1", "type": "fact", "content": "Lives in Lisbon with two greyhounds"}
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite keeps two INSERTs")
 def test_create_is_one_statement_storing_the_memory_and_every_term():
     with CaptureQueriesContext(connection) as queries:
         memory = services.create_memory(owner_id="acme", data=dict(DATA))
@@ -86,8 +92,13 @@ def test_serializer_field_copies_are_bound_to_their_own_serializer():
     assert not full.is_valid()
     assert {"user_id", "content"} <= set(full.errors)
     assert partial.is_valid(), partial.errors
-    # The declared fields stay unbound templates.
+    # The declared fields stay unbound templates, and copies share no mutable state.
     assert all(field.parent is None for field in MemorySerializer._declared_fields.values())
+    extra = MaxLengthValidator(3)
+    full.fields["content"].validators.append(extra)
+    full.fields["content"].error_messages["blank"] = "changed"
+    fresh = MemorySerializer().fields["content"]
+    assert extra not in fresh.validators and fresh.error_messages["blank"] != "changed"
 
 
 def test_key_lookup_returns_the_stored_key_or_none(api_key):
@@ -114,3 +125,81 @@ def test_reindex_removes_rows_whose_memory_was_deleted_behind_the_service(capsys
     assert not MemoryTerm.objects.filter(memory_id=gone.pk).exists()
     assert not MemoryEmbedding.objects.filter(memory_id=gone.pk).exists()
     assert MemoryTerm.objects.filter(memory_id=kept.pk).count() == kept_terms > 0
+
+
+def _race(monkeypatch, memory, second) -> list:
+    """update_memory rewrites the memory's index rows and holds its transaction open for a
+    moment; `second` runs meanwhile, from another connection. Returns any errors."""
+    written, errors = threading.Event(), []
+    insert_terms = services._insert_terms
+
+    def slow_insert(*args):
+        insert_terms(*args)
+        written.set()
+        time.sleep(0.5)  # new index rows written, not yet committed
+
+    monkeypatch.setattr(services, "_insert_terms", slow_insert)
+
+    def run(action):
+        try:
+            action()
+        except Exception as exc:  # reported to the test, not lost in the thread
+            errors.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    def update():
+        fresh = Memory.objects.get(pk=memory.pk)
+        services.update_memory(memory=fresh, data={"content": "rides bikes on sunday"})
+
+    def after_write():
+        written.wait(5)
+        second()
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in (update, after_write)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hard_delete_racing_an_index_rewrite_leaves_no_rows(monkeypatch):
+    memory = make_memory("acme", content="walks the dogs at dawn")
+
+    def hard_delete():
+        services.hard_delete_memory(memory=Memory.objects.get(pk=memory.pk), actor="test")
+
+    assert _race(monkeypatch, memory, hard_delete) == []
+    assert not Memory.objects.filter(pk=memory.pk).exists()
+    assert not MemoryTerm.objects.filter(memory_id=memory.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_erasure_racing_an_index_rewrite_leaves_no_rows(monkeypatch):
+    memory = make_memory("acme", user_id="gone", content="walks the dogs at dawn")
+
+    def erase():
+        erase_user(owner_id="acme", user_id="gone", actor="test")
+
+    assert _race(monkeypatch, memory, erase) == []
+    assert not Memory.objects.filter(user_id="gone").exists()
+    assert not MemoryTerm.objects.filter(user_id="gone").exists()
+
+
+def test_an_embedding_is_not_stored_for_a_memory_deleted_or_changed_meanwhile(
+    monkeypatch, settings
+):
+    settings.OPENAI_EMBEDDING_MODEL = "fake-embed"
+    monkeypatch.setattr(embeddings, "embed_texts", lambda texts: [[0.6, 0.8]])
+    deleted = make_memory("acme", content="walks the dogs at dawn")
+    changed = make_memory("acme", content="reads on the train")
+    live = make_memory("acme", content="swims on fridays")
+    services.hard_delete_memory(memory=Memory.objects.get(pk=deleted.pk), actor="test")
+    services.update_memory(memory=Memory.objects.get(pk=changed.pk), data={"content": "cycles"})
+
+    for memory in (deleted, changed, live):  # as the callbacks of their creates, late
+        embeddings.store_embedding(memory)
+
+    assert list(MemoryEmbedding.objects.values_list("memory_id", flat=True)) == [live.pk]
