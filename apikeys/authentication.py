@@ -18,7 +18,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 def _lookup_sql(alias: str) -> str:
     """The key lookup, compiled once per process: building and compiling the queryset
     cost more CPU than running it."""
-    query = ApiKey.objects.using(alias).filter(key_hash="").query
+    query = ApiKey.objects.using(alias).filter(key_hash="placeholder").query
     return query.get_compiler(alias).as_sql()[0]
 
 

@@ -145,18 +145,23 @@ class MetadataField(serializers.JSONField):
         return data
 
 
-WITH_CHILD_FIELDS = (serializers.BaseSerializer, serializers.ListField, serializers.DictField)
+SHARED_CONTAINERS = ("_validators", "error_messages", "style")
 
 
 def _copy_field(field: serializers.Field) -> serializers.Field:
     """A fresh, unbound copy of a declared field. DRF deep-copies each one by running its
-    __init__ again, for every serializer instance; for a field without child fields a
-    shallow copy is equivalent (binding sets attributes on the copy only, and the shared
-    validators and messages are never changed after __init__) and much cheaper."""
-    if isinstance(field, WITH_CHILD_FIELDS):
+    __init__ again, for every serializer instance. For a field that holds no other fields,
+    copying its attributes is equivalent and much cheaper: binding then sets attributes on
+    the copy only, and the copy gets its own validators list, messages and style."""
+    if isinstance(field, serializers.BaseSerializer) or any(
+        hasattr(field, name) for name in ("child", "child_relation")
+    ):
         return copy.deepcopy(field)
     clone = object.__new__(type(field))  # copy.copy's reduce protocol, without its cost
     clone.__dict__.update(field.__dict__)
+    for name in SHARED_CONTAINERS:
+        if name in clone.__dict__:
+            clone.__dict__[name] = copy.copy(clone.__dict__[name])
     return clone
 
 
