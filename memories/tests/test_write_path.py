@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apikeys.authentication import find_key
 from apikeys.models import ApiKey, hash_key
+from gdpr import services as gdpr_services
 from gdpr.services import erase_user
 from memories import embeddings, services
 from memories.models import Memory, MemoryEmbedding, MemoryTerm
@@ -176,14 +177,58 @@ def test_a_hard_delete_racing_an_index_rewrite_leaves_no_rows(monkeypatch):
     assert not MemoryTerm.objects.filter(memory_id=memory.pk).exists()
 
 
+class _Pause:
+    """Stands in erase_user's table list between two deletes: erasure has begun, not
+    finished, for half a second."""
+
+    def __init__(self):
+        self.objects, self.reached = self, threading.Event()
+
+    def filter(self, **kwargs):
+        return self
+
+    def only(self, *names):
+        return self
+
+    def delete(self):
+        self.reached.set()
+        time.sleep(0.5)
+        return 0, {}
+
+
 @pytest.mark.django_db(transaction=True)
-def test_an_erasure_racing_an_index_rewrite_leaves_no_rows(monkeypatch):
+def test_an_update_during_an_erasure_waits_and_finds_nothing(monkeypatch):
+    """Without erase_user's lock, the update would lock the memory while the erasure held
+    its index rows: a deadlock, or index rows outliving the erased memory."""
     memory = make_memory("acme", user_id="gone", content="walks the dogs at dawn")
+    pause = _Pause()
+    tables = {**gdpr_services.USER_TABLES}
+    tables = {"memory_terms": tables.pop("memory_terms"), "pause": pause, **tables}
+    monkeypatch.setattr(gdpr_services, "USER_TABLES", tables)
+    errors = []
+
+    def run(action):
+        try:
+            action()
+        except Exception as exc:  # reported to the test, not lost in the thread
+            errors.append(type(exc).__name__)
+        finally:
+            connections.close_all()
 
     def erase():
         erase_user(owner_id="acme", user_id="gone", actor="test")
 
-    assert _race(monkeypatch, memory, erase) == []
+    def update():
+        pause.reached.wait(5)
+        services.update_memory(memory=memory, data={"content": "rides bikes on sunday"})
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in (erase, update)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+
+    assert errors == ["NotFound"]  # the update came second: the memory was gone
     assert not Memory.objects.filter(user_id="gone").exists()
     assert not MemoryTerm.objects.filter(user_id="gone").exists()
 
