@@ -128,10 +128,31 @@ def test_reindex_removes_rows_whose_memory_was_deleted_behind_the_service(capsys
     assert MemoryTerm.objects.filter(memory_id=kept.pk).count() == kept_terms > 0
 
 
-def _race(monkeypatch, memory, second) -> list:
+def _concurrently(*actions) -> list[str]:
+    """Run each action in its own thread (its own database connection); the names of the
+    exceptions they raised."""
+    errors = []
+
+    def run(action):
+        try:
+            action()
+        except Exception as exc:  # reported to the test, not lost in the thread
+            errors.append(type(exc).__name__)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    return errors
+
+
+def _race(monkeypatch, memory, second) -> list[str]:
     """update_memory rewrites the memory's index rows and holds its transaction open for a
     moment; `second` runs meanwhile, from another connection. Returns any errors."""
-    written, errors = threading.Event(), []
+    written = threading.Event()
     insert_terms = services._insert_terms
 
     def slow_insert(*args):
@@ -141,14 +162,6 @@ def _race(monkeypatch, memory, second) -> list:
 
     monkeypatch.setattr(services, "_insert_terms", slow_insert)
 
-    def run(action):
-        try:
-            action()
-        except Exception as exc:  # reported to the test, not lost in the thread
-            errors.append(repr(exc))
-        finally:
-            connections.close_all()
-
     def update():
         fresh = Memory.objects.get(pk=memory.pk)
         services.update_memory(memory=fresh, data={"content": "rides bikes on sunday"})
@@ -157,12 +170,7 @@ def _race(monkeypatch, memory, second) -> list:
         written.wait(5)
         second()
 
-    threads = [threading.Thread(target=run, args=(f,)) for f in (update, after_write)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(15)
-    return errors
+    return _concurrently(update, after_write)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -205,15 +213,6 @@ def test_an_update_during_an_erasure_waits_and_finds_nothing(monkeypatch):
     tables = {**gdpr_services.USER_TABLES}
     tables = {"memory_terms": tables.pop("memory_terms"), "pause": pause, **tables}
     monkeypatch.setattr(gdpr_services, "USER_TABLES", tables)
-    errors = []
-
-    def run(action):
-        try:
-            action()
-        except Exception as exc:  # reported to the test, not lost in the thread
-            errors.append(type(exc).__name__)
-        finally:
-            connections.close_all()
 
     def erase():
         erase_user(owner_id="acme", user_id="gone", actor="test")
@@ -222,11 +221,7 @@ def test_an_update_during_an_erasure_waits_and_finds_nothing(monkeypatch):
         pause.reached.wait(5)
         services.update_memory(memory=memory, data={"content": "rides bikes on sunday"})
 
-    threads = [threading.Thread(target=run, args=(f,)) for f in (erase, update)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(15)
+    errors = _concurrently(erase, update)
 
     assert errors == ["NotFound"]  # the update came second: the memory was gone
     assert not Memory.objects.filter(user_id="gone").exists()
