@@ -3,22 +3,22 @@
 
 import contextlib
 import os
-import re
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
 
 from apikeys.services import create_api_key
-
-ROOT = Path(__file__).resolve().parent
-KEY_PATTERN = re.compile(r"aimsk_live_[A-Za-z0-9_-]+")
+from bench.harness import (
+    create_database,
+    drop_database,
+    free_port,
+    new_key,
+    start_web,
+    wait_until_up,
+)
 
 
 @pytest.fixture
@@ -49,27 +49,6 @@ def client(api_key, client_for) -> APIClient:
 # --- real processes -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 30.0, process=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
 def service_env(database_url: str, **overrides) -> dict:
     env = {
         k: v
@@ -83,20 +62,6 @@ def service_env(database_url: str, **overrides) -> dict:
     return env
 
 
-def manage(env: dict, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed: {result.stderr[-2000:]}")
-    return result.stdout
-
-
 @pytest.fixture(scope="session")
 def service_database_url() -> str:
     """A migrated database of its own for server processes (the in-process tests run in
@@ -104,18 +69,11 @@ def service_database_url() -> str:
     base = os.environ["DATABASE_URL"]
     if not base.startswith("postgres"):
         pytest.fail("server tests need DATABASE_URL to point at PostgreSQL")
-    import psycopg
-
     name = base.rsplit("/", 1)[1].split("?")[0] + "_service"
-    admin_url = base.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
     url = base.rsplit("/", 1)[0] + "/" + name
-    manage(service_env(url), "migrate", "--noinput", "-v0")
+    create_database(service_env(url))
     yield url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(url)
 
 
 class Server:
@@ -123,8 +81,7 @@ class Server:
         self.process, self.url, self.env = process, url, env
 
     def new_key(self, owner_id: str = "acme", rate_limit: int = 10_000) -> str:
-        output = manage(self.env, "generate_api_key", owner_id, "--rate-limit", str(rate_limit))
-        return KEY_PATTERN.search(output).group(0)
+        return new_key(self.env, owner_id, rate_limit)
 
 
 @pytest.fixture(scope="session")
@@ -137,22 +94,10 @@ def start_server(service_database_url, tmp_path_factory):
         env = service_env(database_url or service_database_url, **overrides)
         env.update(PORT=str(port), WEB_CONCURRENCY=str(workers))
         log = tmp_path_factory.mktemp("server") / "gunicorn.log"
-        procfile = (ROOT / "Procfile").read_text()
-        web = next(line for line in procfile.splitlines() if line.startswith("web:"))
-        command = web.removeprefix("web:").strip()
-        command = command.replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
-        process = subprocess.Popen(  # noqa: S602 - the Procfile line, as a platform runs it
-            command,
-            shell=True,
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = start_web(env, port, log, loopback=False)  # the Procfile as written
         started.append(process)
         url = f"http://127.0.0.1:{port}"
-        wait_for_http(url + "/", process=process)
+        wait_until_up(url + "/", process=process, log=log)
         return Server(process, url, env)
 
     yield start

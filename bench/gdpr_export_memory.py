@@ -17,7 +17,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import ROOT, create_database, drop_database, new_key
+from harness import (
+    ROOT,
+    child_pids,
+    create_database,
+    drop_database,
+    free_port,
+    new_key,
+    wait_until_up,
+)
 
 DATABASE = "memory_bench_gdpr"
 BASE_URL = "postgres://postgres@127.0.0.1:5432/"
@@ -47,14 +55,9 @@ def vm_kib(pid: int, field: str) -> int:
 
 def worker_pid(master: int) -> int:
     for _ in range(100):
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                    return int(entry)
+        workers = child_pids(master)
+        if workers:
+            return workers[0]
         time.sleep(0.1)
     raise RuntimeError("no gunicorn worker")
 
@@ -69,14 +72,14 @@ def measure(size: int, environment: dict, key: str) -> dict:
         env=environment,
         check=True,
     )
-    port = 18700
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "memoryproject.wsgi", "-w", "1", "-b",
          f"127.0.0.1:{port}", "--timeout", "600"],
         cwd=ROOT, env=environment,
     )  # fmt: skip
     try:
-        time.sleep(2)
+        wait_until_up(f"http://127.0.0.1:{port}/", process=server)
         pid = worker_pid(server.pid)
         headers = {"Authorization": f"Bearer {key}"}
         warm = urllib.request.Request(
@@ -88,7 +91,6 @@ def measure(size: int, environment: dict, key: str) -> dict:
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/gdpr/export?user_id={user}", headers=headers
         )
-        received = 0
         with urllib.request.urlopen(request) as response:
             body = response.read()
             received = len(body)

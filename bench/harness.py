@@ -1,5 +1,8 @@
-"""What the benchmark scripts share: manage.py calls, a throw-away database, ports."""
+"""Running the service as separate processes, as the benchmarks and the test suite's
+server tests both do: manage.py calls, a throw-away database, ports, the Procfile's web
+line, and its worker processes. Standard library only."""
 
+import os
 import re
 import socket
 import subprocess
@@ -13,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY_PATTERN = re.compile(r"aimsk_live_[A-Za-z0-9_-]+")
 
 
-def manage(env: dict, *args: str, timeout: float = 300) -> str:
+def manage(env: dict, *args: str, timeout: float = 120) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -60,21 +63,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def web_command() -> str:
-    """The Procfile's web line, bound to loopback, gunicorn from this interpreter."""
+def web_command(*, loopback: bool = True) -> str:
+    """The Procfile's web line with gunicorn from this interpreter; bound to loopback
+    unless loopback is False (then as written: 0.0.0.0)."""
     line = next(
         line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
     )
-    command = line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
+    command = line.removeprefix("web:").strip()
+    if loopback:
+        command = command.replace("0.0.0.0:", "127.0.0.1:")
     return command.replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
 
 
-def wait_until_up(process: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
-    """Until url answers anything at all; fails at once if the server process exits."""
+def start_web(env: dict, port: int, log: Path, *, loopback: bool = True) -> subprocess.Popen:
+    """The Procfile's web line on port, run by a shell as a platform runs it, in a session
+    of its own (os.killpg stops it with its workers); output goes to log."""
+    return subprocess.Popen(  # noqa: S602 - the Procfile line, as a platform runs it
+        web_command(loopback=loopback),
+        shell=True,
+        cwd=ROOT,
+        env={**env, "PORT": str(port)},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_until_up(
+    url: str, *, timeout: float = 30.0, process: subprocess.Popen | None = None, log=None
+) -> None:
+    """Until url answers anything at all; fails at once if the server process exits (with
+    the end of its log, when given)."""
     deadline = time.monotonic() + timeout
     while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
+        if process is not None and process.poll() is not None:
+            tail = f":\n{Path(log).read_text()[-3000:]}" if log else ""
+            raise RuntimeError(f"server exited with {process.returncode}{tail}")
         try:
             urllib.request.urlopen(url, timeout=2)
             return
@@ -82,5 +106,19 @@ def wait_until_up(process: subprocess.Popen, url: str, log: Path, timeout: float
             return  # it answers
         except OSError:
             if time.monotonic() > deadline:
-                raise
+                raise TimeoutError(f"{url} did not answer within {timeout}s") from None
             time.sleep(0.1)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is pid (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found

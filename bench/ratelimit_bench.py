@@ -33,7 +33,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness import create_database, drop_database, free_port, new_key, wait_until_up, web_command
+from harness import create_database, drop_database, free_port, new_key, start_web, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "ratelimit.json"
@@ -124,18 +124,9 @@ def delete_redis_bucket(key_id: str) -> None:
 
 def start_server(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(WORKERS)}
-    process = subprocess.Popen(  # noqa: S602 - the Procfile line, as a platform runs it
-        web_command(),
-        shell=True,
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = start_web({**env, "WEB_CONCURRENCY": str(WORKERS)}, port, log)
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(process, url + "/", log, timeout=30)
+    wait_until_up(url + "/", timeout=30, process=process, log=log)
     return process, url
 
 

@@ -43,7 +43,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import corpus  # bench/ is sys.path[0]
-from harness import create_database, drop_database, free_port, new_key, wait_until_up, web_command
+from harness import (
+    child_pids,
+    create_database,
+    drop_database,
+    free_port,
+    new_key,
+    start_web,
+    wait_until_up,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -95,29 +103,13 @@ class Server:
         self.name, self.log = name, log
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(  # noqa: S602 - the Procfile line, as a platform runs it
-            web_command(),
-            shell=True,
-            cwd=ROOT,
-            env={**env, "PORT": str(port)},
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until_up(self.process, self.url + "/health", log, timeout=60)
+        self.process = start_web(env, port, log)
+        wait_until_up(self.url + "/health", timeout=60, process=self.process, log=log)
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
-        ).stdout.split()
         # shell=True: the shell may exec gunicorn (pid is the master) or fork it.
-        pids = [int(p) for p in out]
-        children = []
-        for pid in pids:
-            children += subprocess.run(
-                ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
-            ).stdout.split()
-        return [int(p) for p in children] or pids
+        pids = child_pids(self.process.pid)
+        return [child for pid in pids for child in child_pids(pid)] or pids
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):

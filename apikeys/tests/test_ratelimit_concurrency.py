@@ -13,7 +13,8 @@ import redis
 
 from apikeys.models import hash_key
 from apikeys.throttling import REDIS_RETRY_SECONDS
-from conftest import free_port, http
+from bench.harness import free_port
+from conftest import http
 
 pytestmark = pytest.mark.slow
 

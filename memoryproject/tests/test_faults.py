@@ -12,7 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import free_port, http, manage, service_env
+from bench.harness import child_pids, free_port, manage
+from conftest import http, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -117,25 +118,12 @@ def test_database_stopping_mid_burst_gives_503_no_partial_rows_and_recovery(
     assert stats["total"] == len(stored)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 def _worker_rss_kib(root_pid: int) -> dict[int, int]:
     """RSS of the gunicorn workers: the leaves of the process tree under root_pid."""
     leaves, todo = [], [root_pid]
     while todo:
         pid = todo.pop()
-        children = _children(pid)
+        children = child_pids(pid)
         if children:
             todo.extend(children)
         elif pid != root_pid:

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port, http, manage, service_env, wait_for_http
+from bench.harness import ROOT, free_port, manage, wait_until_up
+from conftest import http, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,7 @@ def test_sqlite_development_defaults_smoke(tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for_http(url + "/health", process=process)
+        wait_until_up(url + "/health", process=process)
         body = {"user_id": "u1", "content": "Allergic to peanuts", "type": "fact"}
         status, headers, created = http("POST", url + "/api/v1/memory", key, body)
         assert status == 200, created

@@ -7,7 +7,7 @@ import pytest
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
-from conftest import ROOT
+from bench.harness import ROOT
 
 pytestmark = pytest.mark.django_db
 
