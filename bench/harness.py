@@ -1,12 +1,17 @@
 """Running the service as separate processes, as the benchmarks and the test suite's
 server tests both do: manage.py calls, a throw-away database, ports, the Procfile's web
-line, and its worker processes. Standard library only."""
+line, its worker processes, and a fallback load generator for when wrk is missing.
+Standard library only."""
 
+import http.client
+import json
+import math
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -122,3 +127,57 @@ def child_pids(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry))
     return found
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = max(0, math.ceil(pct / 100 * len(sorted_values)) - 1)
+    return sorted_values[index]
+
+
+def run_threads(url, key, method, path, bodies, concurrency, seconds, workdir=None) -> dict:
+    """Fallback load generator: `concurrency` keep-alive connections in a closed loop."""
+    host, port = url.removeprefix("http://").split(":")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    encoded = [json.dumps(b).encode() for b in bodies] if bodies else [None]
+    deadline = time.monotonic() + seconds
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+
+    def loop(n: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        i = n
+        while time.monotonic() < deadline:
+            i += 1
+            started = time.perf_counter()
+            try:
+                conn.request(method, path, body=encoded[i % len(encoded)], headers=headers)
+                response = conn.getresponse()
+                response.read()
+                errors[n] += response.status >= 400
+            except (OSError, http.client.HTTPException):
+                errors[n] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            latencies[n].append(time.perf_counter() - started)
+        conn.close()
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in range(concurrency)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    values = sorted(x * 1000 for per in latencies for x in per)
+    return {
+        "requests": len(values),
+        "rps": round(len(values) / elapsed, 1),
+        "p50_ms": round(percentile(values, 50), 3),
+        "p95_ms": round(percentile(values, 95), 3),
+        "p99_ms": round(percentile(values, 99), 3),
+        "mean_ms": round(sum(values) / max(1, len(values)), 3),
+        "max_ms": round(values[-1], 3) if values else float("nan"),
+        "errors": sum(errors),
+    }

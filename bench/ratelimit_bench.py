@@ -16,7 +16,6 @@ Uses `wrk` when installed, Python threads otherwise. Creates and drops its own d
 """
 
 import contextlib
-import http.client
 import json
 import os
 import platform
@@ -27,13 +26,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from harness import create_database, drop_database, free_port, new_key, start_web, wait_until_up
+from harness import run_threads as harness_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "ratelimit.json"
@@ -170,34 +169,13 @@ def _ms(value: float, unit: str) -> float:
 
 
 def run_threads(url: str, key: str, seconds: float, connections: int) -> dict:
-    """Fallback load generator: `connections` threads in a closed loop."""
-    host, port = url.removeprefix("http://").split(":")
-    deadline = time.monotonic() + seconds
-    counts, bad, latencies = [0] * connections, [0] * connections, []
-
-    def loop(i: int) -> None:
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            conn = http.client.HTTPConnection(host, int(port), timeout=10)
-            conn.request("GET", PATH, headers={"Authorization": f"Bearer {key}"})
-            status = conn.getresponse().status
-            conn.close()
-            latencies.append(time.perf_counter() - started)
-            counts[i] += 1
-            bad[i] += status != 200
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(connections)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
+    """Fallback load generator (harness.run_threads), reported as run_wrk reports."""
+    result = harness_threads(url, key, "GET", PATH, None, connections, seconds)
     return {
-        "rps": round(sum(counts) / elapsed, 2),
-        "non_2xx": sum(bad),
+        "rps": round(result["rps"], 2),
+        "non_2xx": result["errors"],
         "socket_errors": "",
-        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p50_ms": result["p50_ms"],
     }
 
 

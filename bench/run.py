@@ -24,9 +24,7 @@ BENCH_DATABASE_URL, BENCH_REDIS_URL, WEB_CONCURRENCY.
 
 import argparse
 import contextlib
-import http.client
 import json
-import math
 import os
 import platform
 import random
@@ -35,7 +33,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +46,7 @@ from harness import (
     drop_database,
     free_port,
     new_key,
+    run_threads,
     start_web,
     wait_until_up,
 )
@@ -314,60 +312,6 @@ def run_wrk(url, key, method, path, bodies, concurrency, seconds, workdir: Path)
         "mean_ms": round(raw["mean_us"] / 1000, 3),
         "max_ms": raw["max_us"] / 1000,
         "errors": raw["status_errors"] + raw["socket_errors"],
-    }
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = max(0, math.ceil(pct / 100 * len(sorted_values)) - 1)
-    return sorted_values[index]
-
-
-def run_threads(url, key, method, path, bodies, concurrency, seconds, workdir=None) -> dict:
-    """Fallback load generator: `concurrency` keep-alive connections in a closed loop."""
-    host, port = url.removeprefix("http://").split(":")
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    encoded = [json.dumps(b).encode() for b in bodies] if bodies else [None]
-    deadline = time.monotonic() + seconds
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    errors = [0] * concurrency
-
-    def loop(n: int) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        i = n
-        while time.monotonic() < deadline:
-            i += 1
-            started = time.perf_counter()
-            try:
-                conn.request(method, path, body=encoded[i % len(encoded)], headers=headers)
-                response = conn.getresponse()
-                response.read()
-                errors[n] += response.status >= 400
-            except (OSError, http.client.HTTPException):
-                errors[n] += 1
-                conn.close()
-                conn = http.client.HTTPConnection(host, int(port), timeout=30)
-            latencies[n].append(time.perf_counter() - started)
-        conn.close()
-
-    threads = [threading.Thread(target=loop, args=(n,)) for n in range(concurrency)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
-    values = sorted(x * 1000 for per in latencies for x in per)
-    return {
-        "requests": len(values),
-        "rps": round(len(values) / elapsed, 1),
-        "p50_ms": round(percentile(values, 50), 3),
-        "p95_ms": round(percentile(values, 95), 3),
-        "p99_ms": round(percentile(values, 99), 3),
-        "mean_ms": round(sum(values) / max(1, len(values)), 3),
-        "max_ms": round(values[-1], 3) if values else float("nan"),
-        "errors": sum(errors),
     }
 
 
