@@ -69,21 +69,31 @@ def json_exception_handler(exc, context):
     return response
 
 
-def json_error(status_code: int, detail: str) -> JsonResponse:
+# What a bare error status says, wherever Django or a middleware produces one.
+STATUS_DETAILS = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found.",
+    500: "Internal server error",
+}
+
+
+def json_error(status_code: int, detail: str | None = None) -> JsonResponse:
+    detail = detail or STATUS_DETAILS.get(status_code, "Error")
     return JsonResponse({"detail": detail}, status=status_code)
 
 
 def handler404(request, exception=None):
-    return json_error(404, "Not found.")
+    return json_error(404)
 
 
 def handler500(request):
-    return json_error(500, "Internal server error")
+    return json_error(500)
 
 
 def handler400(request, exception=None):
-    return json_error(400, "Bad request")
+    return json_error(400)
 
 
 def handler403(request, exception=None):
-    return json_error(403, "Forbidden")
+    return json_error(403)

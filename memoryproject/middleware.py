@@ -9,7 +9,12 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from memoryproject.errors import DATABASE_UNAVAILABLE, is_database_down, json_error
+from memoryproject.errors import (
+    DATABASE_UNAVAILABLE,
+    STATUS_DETAILS,
+    is_database_down,
+    json_error,
+)
 
 logger = logging.getLogger("memoryproject.request")
 error_logger = logging.getLogger("memoryproject.errors")
@@ -77,16 +82,16 @@ class JsonErrorMiddleware:
             error_logger.warning("database unavailable: %s", type(exception).__name__)
             return json_error(503, DATABASE_UNAVAILABLE)
         if isinstance(exception, Http404):
-            return json_error(404, "Not found.")
+            return json_error(404)
         if isinstance(exception, PermissionDenied):
-            return json_error(403, "Forbidden")
+            return json_error(403)
         error_logger.error(
             "unhandled exception: %s",
             type(exception).__name__,
             exc_info=exception,
             extra={"request_id": getattr(request, "request_id", None), "path": request.path},
         )
-        return json_error(500, "Internal server error")
+        return json_error(500)
 
 
 class JsonErrorGuardMiddleware:
@@ -95,12 +100,6 @@ class JsonErrorGuardMiddleware:
     JSON, keeping status and headers. The admin and the docs keep their HTML."""
 
     HTML_PATHS = ("/admin/", "/docs", "/static/")
-    DETAILS = {
-        400: "Bad request",
-        403: "Forbidden",
-        404: "Not found.",
-        500: "Internal server error",
-    }
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -114,10 +113,8 @@ class JsonErrorGuardMiddleware:
             or request.path.startswith(self.HTML_PATHS)
         ):
             return response
-        replacement = json_error(
-            response.status_code,
-            self.DETAILS.get(response.status_code, response.reason_phrase or "Error"),
-        )
+        status = response.status_code
+        replacement = json_error(status, STATUS_DETAILS.get(status) or response.reason_phrase)
         for name, value in response.items():
             if name.lower() not in ("content-type", "content-length"):
                 replacement[name] = value
