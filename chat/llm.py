@@ -70,6 +70,10 @@ def _short_reason(error: openai.APIStatusError) -> str:
     return (error.message or "")[:200]
 
 
+def _upstream_status(error: openai.APIStatusError) -> LLMUpstreamError:
+    return LLMUpstreamError(f"The LLM server answered {error.status_code}: {_short_reason(error)}")
+
+
 def _create(client: openai.OpenAI, **request):
     attempts = 1 + max(0, settings.OPENAI_MAX_RETRIES)
     for attempt in range(attempts):
@@ -86,40 +90,38 @@ def _create(client: openai.OpenAI, **request):
             if attempt + 1 < attempts:
                 time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
     if isinstance(retryable, openai.APIStatusError):
-        raise LLMUpstreamError(
-            f"The LLM server answered {retryable.status_code}: {_short_reason(retryable)}"
-        )
+        raise _upstream_status(retryable)
     raise LLMUpstreamError("The LLM server could not be reached.")
+
+
+def _open(request: dict, optional: dict, refused: str):
+    """_create with the optional parameters, and again without them when the server
+    refuses them (a 400); any other failure as LLMUpstreamError."""
+    client = _client()
+    try:
+        try:
+            return _create(client, **request, **optional)
+        except openai.BadRequestError:
+            if not optional:
+                raise
+            logger.info("llm server refused %s; retrying without", refused)
+            return _create(client, **request)
+    except openai.APIStatusError as error:
+        raise _upstream_status(error) from None
+    except (openai.APIError, ValueError) as error:  # e.g. a body that is not JSON
+        logger.warning("llm response unusable: %s", type(error).__name__)
+        raise LLMUpstreamError("The LLM server sent a response the client cannot read.") from None
 
 
 def complete(messages: list[dict], *, json_schema: dict | None = None) -> Completion:
     """One chat completion. With json_schema, ask for structured output, falling back to
     a plain request for servers that refuse response_format."""
-    client = _client()
     request = {"model": settings.OPENAI_MODEL, "messages": messages}
-    try:
-        if json_schema is not None:
-            try:
-                response = _create(
-                    client,
-                    **request,
-                    response_format={
-                        "type": "json_schema",
-                        "json_schema": {"name": "result", "schema": json_schema},
-                    },
-                )
-            except openai.BadRequestError:
-                logger.info("llm server refused response_format; retrying without it")
-                response = _create(client, **request)
-        else:
-            response = _create(client, **request)
-    except openai.APIStatusError as error:
-        raise LLMUpstreamError(
-            f"The LLM server answered {error.status_code}: {_short_reason(error)}"
-        ) from None
-    except (openai.APIError, ValueError) as error:  # e.g. a body that is not JSON
-        logger.warning("llm response unusable: %s", type(error).__name__)
-        raise LLMUpstreamError("The LLM server sent a response the client cannot read.") from None
+    structured = {}
+    if json_schema is not None:
+        schema = {"name": "result", "schema": json_schema}
+        structured = {"response_format": {"type": "json_schema", "json_schema": schema}}
+    response = _open(request, structured, refused="response_format")
     try:
         text = response.choices[0].message.content or ""
     except (AttributeError, IndexError, TypeError):
@@ -174,21 +176,9 @@ class StreamedCompletion:
 def stream(messages: list[dict]) -> StreamedCompletion:
     """A streamed chat completion. Opening it raises the same errors as complete(), so a
     failure before the first delta still becomes a plain 502, 503 or 504."""
-    client = _client()
     request = {"model": settings.OPENAI_MODEL, "messages": messages, "stream": True}
-    try:
-        try:
-            response = _create(client, **request, stream_options={"include_usage": True})
-        except openai.BadRequestError:
-            logger.info("llm server refused stream_options; retrying without them")
-            response = _create(client, **request)
-    except openai.APIStatusError as error:
-        raise LLMUpstreamError(
-            f"The LLM server answered {error.status_code}: {_short_reason(error)}"
-        ) from None
-    except (openai.APIError, ValueError) as error:
-        logger.warning("llm response unusable: %s", type(error).__name__)
-        raise LLMUpstreamError("The LLM server sent a response the client cannot read.") from None
+    usage = {"stream_options": {"include_usage": True}}
+    response = _open(request, usage, refused="stream_options")
     return StreamedCompletion(response, settings.OPENAI_MODEL)
 
 
