@@ -17,14 +17,12 @@ Content that does not match is stored as written and nothing is derived from it.
 
 import json
 import math
-import re
 from dataclasses import dataclass
 
 MEMORY_TYPES = ("fact", "preference", "event", "system")
 
-_RULE = re.compile(
-    r"^\s*(?P<type>[A-Za-z]+)\s*:\s*(?P<key>[^=\r\n]*?)\s*=\s*(?P<value>[^\r\n]*?)\s*$"
-)
+# Characters that may not appear inside KEY or VALUE (spaces around them are trimmed).
+_LINE_BREAKS = ("\r", "\n")
 
 
 @dataclass(frozen=True)
@@ -35,9 +33,11 @@ class Rule:
 
 
 def _scalar(text: str):
+    if text[:1] in ("[", "{"):
+        return text  # arrays and objects stay text; parsing them could nest without bound
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     if isinstance(parsed, (dict, list)):
         return text
@@ -48,13 +48,32 @@ def _scalar(text: str):
     return parsed
 
 
+def _split(content: str) -> tuple[str, str, str] | None:
+    """TYPE, KEY and VALUE of content, trimmed, or None. Linear in the content's length:
+    two find() calls and three strip() calls, no backtracking."""
+    head = content.lstrip()
+    letters = 0
+    while letters < len(head) and head[letters].isascii() and head[letters].isalpha():
+        letters += 1
+    rest = head[letters:].lstrip()
+    if not letters or not rest.startswith(":"):
+        return None
+    equals = rest.find("=")
+    if equals < 0:
+        return None
+    key, value = rest[1:equals].strip(), rest[equals + 1 :].strip()
+    if any(mark in key or mark in value for mark in _LINE_BREAKS):
+        return None
+    return head[:letters], key, value
+
+
 def parse_rule(content: str) -> Rule | None:
     """The rule in content, or None when content does not follow the grammar."""
-    match = _RULE.match(content)
-    if not match:
+    parts = _split(content)
+    if parts is None:
         return None
-    memory_type = match["type"].lower()
-    key = match["key"]
+    memory_type, key, value = parts
+    memory_type = memory_type.lower()
     if memory_type not in MEMORY_TYPES or not key or len(key) > 255:
         return None
-    return Rule(type=memory_type, key=key, value=_scalar(match["value"]))
+    return Rule(type=memory_type, key=key, value=_scalar(value))
