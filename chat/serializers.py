@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from memories.models import MAX_CONTENT_CHARS
-from memories.serializers import AnyJSONField, JsonObjectSerializer, StrictCharField
+from memories.serializers import JsonObjectSerializer, StrictCharField, ValueField
 
 MAX_MESSAGES = 100
 
@@ -46,7 +46,7 @@ class CandidateSerializer(serializers.Serializer):
     type = serializers.CharField()
     content = serializers.CharField()
     key = serializers.CharField(allow_null=True)
-    value = AnyJSONField(allow_null=True)
+    value = ValueField(allow_null=True)
     confidence = serializers.FloatField()
     importance = serializers.IntegerField(allow_null=True)
 

@@ -1,3 +1,4 @@
+import json
 import uuid
 from datetime import datetime
 
@@ -10,8 +11,17 @@ from django.utils import timezone
 from memories.crypto import decrypt_json, decrypt_text, encrypt_json, encrypt_text
 
 MAX_CONTENT_CHARS = 10_000
+# value: at most this many bytes as compact UTF-8 JSON, and this many levels of objects and
+# arrays (the outermost one is level 1). The database checks the size.
+MAX_VALUE_BYTES = 10_000
+MAX_VALUE_DEPTH = 5
 MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
 DEFAULT_IMPORTANCE = 3  # how ranking treats a memory without importance
+
+
+def json_size(value) -> int:
+    """Bytes of value as compact UTF-8 JSON, as the limits count them."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 class MemoryType(models.TextChoices):
@@ -77,6 +87,9 @@ class Memory(models.Model):
     )
     key = models.CharField(max_length=255, null=True, blank=True)
     value = EncryptedJSONField(null=True, blank=True)
+    value_bytes = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Size of the plaintext value as compact JSON."
+    )
     importance = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
@@ -165,6 +178,9 @@ class Memory(models.Model):
                 name="memory_content_length",
             ),
             models.CheckConstraint(
+                condition=Q(value_bytes__lte=MAX_VALUE_BYTES), name="memory_value_size"
+            ),
+            models.CheckConstraint(
                 condition=Q(ttl_seconds__isnull=True)
                 | Q(ttl_seconds__gte=1, ttl_seconds__lte=MAX_TTL_SECONDS),
                 name="memory_ttl_positive",
@@ -178,26 +194,30 @@ class Memory(models.Model):
     def save(self, *args, **kwargs):
         self.measure_content()
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "content" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "content_chars"}
+        if update_fields is not None:
+            measured = {"content": "content_chars", "value": "value_bytes"}
+            extra = {measured[name] for name in update_fields if name in measured}
+            kwargs["update_fields"] = {*update_fields, *extra}
         super().save(*args, **kwargs)
 
     def measure_content(self) -> None:
-        """content_chars: the plaintext length, which the database checks (0, refused,
-        when the content is blank)."""
+        """The plaintext sizes that the database checks: content_chars (0, refused, when
+        the content is blank) and value_bytes."""
         self.content_chars = len(self.content.strip()) and len(self.content)
+        self.value_bytes = json_size(self.value) if self.value is not None else 0
 
     def is_expired(self, at: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (at or timezone.now())
 
     def searchable_text(self) -> str:
-        """What the blind index sees: content, key words, a string value, the type."""
-        parts = [self.content, self.type]
-        if self.key:
-            parts.append(self.key.replace("_", " ").replace("-", " ").replace(".", " "))
+        """The encrypted text the blind index sees as words: content and a string value."""
         if isinstance(self.value, str):
-            parts.append(self.value)
-        return "\n".join(parts)
+            return f"{self.content}\n{self.value}"
+        return self.content
+
+    def key_words(self) -> str:
+        """The key as words (`ui_theme` -> `ui theme`), indexed in a domain of their own."""
+        return (self.key or "").replace("_", " ").replace("-", " ").replace(".", " ")
 
 
 class MemoryTerm(models.Model):

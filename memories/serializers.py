@@ -1,14 +1,21 @@
 import copy
-import json
 import math
 from datetime import UTC, timedelta
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from memories.models import MAX_CONTENT_CHARS, MAX_TTL_SECONDS, IngestionMode, Memory, MemoryType
+from memories.models import (
+    MAX_CONTENT_CHARS,
+    MAX_TTL_SECONDS,
+    MAX_VALUE_BYTES,
+    MAX_VALUE_DEPTH,
+    IngestionMode,
+    Memory,
+    MemoryType,
+    json_size,
+)
 from memories.rules import parse_rule
 
 MAX_METADATA_BYTES = 5 * 1024
@@ -107,10 +114,31 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field(OpenApiTypes.ANY)
-class AnyJSONField(serializers.JSONField):
+def check_json_limits(data, *, max_bytes: int, max_depth: int) -> None:
+    """Refuse JSON nested deeper than max_depth levels of objects and arrays (the
+    outermost is level 1) or longer than max_bytes as compact UTF-8 JSON. Linear time."""
+    check_json(data)
+    if json_depth(data) > max_depth:
+        raise serializers.ValidationError(
+            f"Must be at most {max_depth} levels deep (the outermost object or array is level 1)."
+        )
+    size = json_size(data)
+    if size > max_bytes:
+        raise serializers.ValidationError(
+            f"Must be at most {max_bytes} bytes as compact JSON (got {size})."
+        )
+
+
+@extend_schema_field(
+    {
+        "description": f"Any JSON value, at most {MAX_VALUE_BYTES:,} bytes as compact UTF-8 "
+        f"JSON and at most {MAX_VALUE_DEPTH} levels of objects and arrays (the outermost "
+        "is level 1).",
+    }
+)
+class ValueField(serializers.JSONField):
     def to_internal_value(self, data):
-        check_json(data)
+        check_json_limits(data, max_bytes=MAX_VALUE_BYTES, max_depth=MAX_VALUE_DEPTH)
         return super().to_internal_value(data)
 
 
@@ -132,16 +160,7 @@ class MetadataField(serializers.JSONField):
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object.")
-        check_json(data)
-        if json_depth(data) > MAX_METADATA_DEPTH:
-            raise serializers.ValidationError(
-                f"Must be at most {MAX_METADATA_DEPTH} levels deep (the object is level 1)."
-            )
-        size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        if size > MAX_METADATA_BYTES:
-            raise serializers.ValidationError(
-                f"Must be at most {MAX_METADATA_BYTES} bytes as compact JSON (got {size})."
-            )
+        check_json_limits(data, max_bytes=MAX_METADATA_BYTES, max_depth=MAX_METADATA_DEPTH)
         return data
 
 
@@ -210,9 +229,7 @@ class MemorySerializer(JsonObjectSerializer):
     )
     confidence = StrictFloatField(min_value=0.0, max_value=1.0, required=False)
     key = StrictCharField(max_length=255, allow_null=True, required=False, trim_whitespace=False)
-    value = AnyJSONField(
-        allow_null=True, required=False, help_text="Any JSON value (string, number, ...)."
-    )
+    value = ValueField(allow_null=True, required=False)
     importance = StrictIntegerField(min_value=1, max_value=5, allow_null=True, required=False)
     metadata = MetadataField(required=False)
     ttl_seconds = StrictIntegerField(

@@ -23,6 +23,7 @@ BAD_FIELDS = [
     pytest.param({"content": "   "}, "memory_content_length", id="blank-content"),
     pytest.param({"content": "a" * 10_001}, "memory_content_length", id="long-content"),
     pytest.param({"ttl_seconds": 0}, "memory_ttl_positive", id="ttl-0"),
+    pytest.param({"value": "x" * 9_999}, "memory_value_size", id="long-value"),
     pytest.param({"user_id": ""}, "memory_user_id_not_empty", id="empty-user"),
 ]
 
@@ -42,11 +43,10 @@ def test_create_violating_a_constraint_is_an_integrity_error(fields, constraint)
 
 @pytest.mark.parametrize("fields, constraint", BAD_FIELDS)
 def test_bulk_create_violating_a_constraint_stores_none_of_the_batch(fields, constraint):
-    # bulk_create skips save(), so content_chars is set here the way save() would.
-    rows = []
-    for data in (GOOD, {**GOOD, **fields}):
-        content = data["content"]
-        rows.append(Memory(**data, content_chars=len(content.strip()) and len(content)))
+    # bulk_create skips save(), so the measured columns are set here the way save() does.
+    rows = [Memory(**data) for data in (GOOD, {**GOOD, **fields})]
+    for row in rows:
+        row.measure_content()
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
         Memory.objects.bulk_create(rows)
     assert not Memory.objects.exists()

@@ -401,15 +401,53 @@ def test_body_nested_deeper_than_the_parser_allows_is_400(client, opening, closi
     assert_rejected(post_raw(client, raw))
 
 
-def test_deep_value_within_the_parser_limit_is_stored(client):
+def test_deep_value_within_the_parser_limit_is_400(client):
     depth = 700
+    raw = '{"user_id": "u", "type": "fact", "content": "x", "value": ' + "[" * depth
+    raw += "]" * depth + "}"
+    body = assert_rejected(post_raw(client, raw), "value")
+    assert "levels deep" in body["errors"]["value"][0]
+
+
+def nested_list(depth: int):
     value: list = []
     for _ in range(depth - 1):
         value = [value]
-    raw = '{"user_id": "u", "type": "fact", "content": "x", "value": ' + "[" * depth
-    raw += "]" * depth + "}"
-    body = assert_accepted(post_raw(client, raw), value=value)
-    assert client.get(f"{URL}/{body['id']}").status_code == 200
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(nested_list(6), id="six-levels"),
+        pytest.param({"a": {"b": {"c": {"d": {"e": {}}}}}}, id="six-levels-of-objects"),
+        pytest.param("é" * 5_000, id="10002-bytes"),
+        pytest.param(["x" * 9_997], id="10001-bytes"),
+    ],
+)
+def test_value_over_the_limits_is_400(client, value):
+    body = assert_rejected(post(client, value=value), "value")
+    assert "levels deep" in body["detail"] or "10000 bytes" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(nested_list(5), id="five-levels"),
+        pytest.param("é" * 4_999, id="10000-bytes"),
+        pytest.param(["x" * 9_996], id="10000-bytes-list"),
+    ],
+)
+def test_value_at_the_limits_is_stored(client, value):
+    assert_accepted(post(client, value=value), value=value)
+
+
+def test_value_limits_hold_on_patch(client):
+    memory_id = assert_accepted(post(client, value=1))["id"]
+    response = client.patch(f"{URL}/{memory_id}", {"value": ["x" * 10_000]}, format="json")
+    assert response.status_code == 400
+    assert "value" in response.json()["errors"]
+    assert client.get(f"{URL}/{memory_id}").json()["value"] == 1
 
 
 @pytest.mark.parametrize("depth", [50, 450])
