@@ -20,36 +20,60 @@ from memories.models import Memory, MemoryEmbedding, MemoryTerm, MemoryType
 INDEXED_FIELDS = {"content", "type", "key", "value", "ttl_seconds", "expires_at"}
 
 
-def _term_hash(key: bytes, owner_id: str, user_id: str, stem: str) -> int:
-    # Owner and user are part of the message: equal words hash differently elsewhere.
-    message = "\x1f".join((owner_id, user_id, stem)).encode("utf-8")
+class Domain:
+    """What a keyed hash stands for. Each domain hashes into its own space, so a word's
+    hash in one says nothing about the same word's hash in another: the plaintext `key`
+    column cannot be used to learn which encrypted contents mention its words."""
+
+    WORD = b"word"  # words of the encrypted content and of a string value
+    KEY = b"key"  # words of the plaintext key
+    CONTENT = b"content"  # a memory's whole normalised content (duplicate detection)
+
+
+def _term_hash(key: bytes, domain: bytes, owner_id: str, user_id: str, stem: str) -> int:
+    # Every part is length-prefixed: owner and user ids may contain any character, so no
+    # separator could keep two different scopes from producing the same message.
+    parts = (domain, owner_id.encode("utf-8"), user_id.encode("utf-8"), stem.encode("utf-8"))
+    message = b"".join(len(part).to_bytes(4, "big") + part for part in parts)
     return crypto.keyed_hash64(key, message)
 
 
 def hash_terms(*, owner_id: str, user_id: str, stems, all_keys: bool = False) -> dict[int, str]:
-    """Keyed hash -> stem. Writes use the primary key; queries every key, so rows indexed
-    before a key rotation still match until reindexed."""
+    """Keyed hash -> stem, for query stems in every domain a memory's words are indexed
+    in. Writes use the primary key; queries every key, so rows indexed before a key
+    rotation still match until reindexed."""
     keys = crypto.index_keys() if all_keys else crypto.index_keys()[:1]
-    return {_term_hash(k, owner_id, user_id, s): s for k in keys for s in stems}
+    return {
+        _term_hash(k, domain, owner_id, user_id, s): s
+        for k in keys
+        for domain in (Domain.WORD, Domain.KEY)
+        for s in stems
+    }
 
 
 def content_hash(*, owner_id: str, user_id: str, content: str) -> int:
     """Keyed hash of content with case and spacing normalised: equal memories, equal hash."""
     normalised = " ".join(text.fold(content).split())
-    return _term_hash(crypto.index_keys()[0], owner_id, user_id, "\x00content\x00" + normalised)
+    return _term_hash(crypto.index_keys()[0], Domain.CONTENT, owner_id, user_id, normalised)
 
 
 def _prepare_index(memory: Memory) -> dict[int, int]:
-    """Set the memory's index bookkeeping and return its terms: keyed hash -> frequency."""
-    counts = text.index_terms(memory.searchable_text())
-    memory.term_count, memory.index_version = sum(counts.values()), text.INDEX_VERSION
+    """Set the memory's index bookkeeping and return its terms: keyed hash -> frequency.
+    At most text.MAX_TERMS_PER_MEMORY distinct words are indexed per domain."""
+    domains = {
+        Domain.WORD: text.index_terms(memory.searchable_text()),
+        Domain.KEY: text.index_terms(memory.key_words()),
+    }
+    memory.term_count = sum(sum(counts.values()) for counts in domains.values())
+    memory.index_version = text.INDEX_VERSION
     primary = crypto.index_keys()[0]
     owner_id, user_id = memory.owner_id, memory.user_id
     memory.content_hash = content_hash(owner_id=owner_id, user_id=user_id, content=memory.content)
     terms: dict[int, int] = {}
-    for stem, tf in counts.items():
-        term = _term_hash(primary, owner_id, user_id, stem)
-        terms[term] = terms.get(term, 0) + tf  # two stems, one 64-bit hash: count them once
+    for domain, counts in domains.items():
+        for stem, tf in counts.items():
+            term = _term_hash(primary, domain, owner_id, user_id, stem)
+            terms[term] = terms.get(term, 0) + tf  # two stems, one 64-bit hash: count once
     return {term: min(tf, 32767) for term, tf in terms.items()}
 
 
@@ -95,26 +119,29 @@ def _term_select_params(memory: Memory, terms: dict[int, int], db) -> list:
 
 
 def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
-    """INSERT the memory's index rows in one statement (bulk_create spent more Python time
-    per create than the rest of the write path)."""
+    """INSERT the memory's index rows: one statement on PostgreSQL, a few within the
+    parameter limit elsewhere (bulk_create spent more Python time per create than the rest
+    of the write path)."""
     if not terms:
         return
     db = connections[DEFAULT_DB_ALIAS]
     insert = f"INSERT INTO {db.ops.quote_name(MemoryTerm._meta.db_table)}"
     insert += f" ({_term_columns(db.alias)})"
     if db.vendor == "postgresql":
-        sql, params = f"{insert} {_TERM_SELECT}", _term_select_params(memory, terms, db)
-    else:
-        row = "(" + ", ".join(["%s"] * len(_TERM_COLUMNS)) + ")"
-        sql = f"{insert} VALUES {', '.join([row] * len(terms))}"
-        memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory, db)
-        params = [
-            value
-            for term, tf in terms.items()
-            for value in (memory_id, owner_id, user_id, term, tf, doc_length, expires_at)
-        ]
+        with db.cursor() as cursor:
+            cursor.execute(f"{insert} {_TERM_SELECT}", _term_select_params(memory, terms, db))
+        return
+    # Elsewhere one row of parameters per term, in statements within the database's
+    # parameter limit (SQLite's is 32,766, or 999 before 3.32).
+    shared = _shared_term_values(memory, db)
+    rows = [(*shared[:3], term, tf, *shared[3:]) for term, tf in terms.items()]
+    per_statement = max(1, (db.features.max_query_params or 999) // len(_TERM_COLUMNS))
+    placeholders = "(" + ", ".join(["%s"] * len(_TERM_COLUMNS)) + ")"
     with db.cursor() as cursor:
-        cursor.execute(sql, params)
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = f"{insert} VALUES {', '.join([placeholders] * len(chunk))}"
+            cursor.execute(sql, [value for row in chunk for value in row])
 
 
 def _insert_memory_with_terms(memory: Memory, terms: dict[int, int], db) -> None:
@@ -133,15 +160,21 @@ def _insert_memory_with_terms(memory: Memory, terms: dict[int, int], db) -> None
     memory._state.db = db.alias
 
 
-def reindex_memory(*, memory: Memory) -> None:
-    """Rebuild one memory's index rows (after a normalisation change or key rotation)."""
+def reindex_memory(*, memory_id) -> bool:
+    """Rebuild one memory's index rows (after a normalisation change or key rotation) from
+    the row as it is now, locked, so a concurrent change or soft delete cannot be
+    overwritten by stale rows. False when the memory is gone or soft-deleted."""
     with transaction.atomic():
+        memory = Memory.objects.select_for_update().filter(pk=memory_id).first()
+        if memory is None:
+            return False
         MemoryTerm.objects.filter(memory=memory).delete()
         if memory.is_deleted:
-            return
+            return False
         terms = _prepare_index(memory)
         memory.save(update_fields=["term_count", "index_version", "content_hash"])
         _insert_terms(memory, terms)
+    return True
 
 
 def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> Memory:
@@ -161,6 +194,15 @@ def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> 
     return memory
 
 
+def _lock_current(memory: Memory) -> Memory:
+    """Inside a transaction: the memory's row as it is now, locked; 404 if a concurrent
+    request deleted it since it was read (as if the request had come a moment later)."""
+    current = Memory.objects.select_for_update().filter(pk=memory.pk, is_deleted=False).first()
+    if current is None:
+        raise NotFound()
+    return current
+
+
 def _lock_live(memory: Memory) -> None:
     """Inside a transaction: lock the row, and refuse if a concurrent request deleted it
     since it was read (404, as if the request had come a moment later)."""
@@ -168,24 +210,39 @@ def _lock_live(memory: Memory) -> None:
         raise NotFound()
 
 
+def lock_live_memory(*, owner_id: str, memory_id, user_id: str | None = None) -> Memory:
+    """Inside a transaction: the owner's live memory, read and locked, or 404 exactly like
+    a memory that never existed. Changes validated against this row cannot race another
+    change of it."""
+    rows = Memory.objects.select_for_update().for_owner(owner_id).live().filter(pk=memory_id)
+    if user_id is not None:
+        rows = rows.filter(user_id=user_id)
+    memory = rows.first()
+    if memory is None:
+        raise NotFound()
+    return memory
+
+
 def update_memory(*, memory: Memory, data: dict) -> Memory:
-    """Apply validated changes; the index follows when searchable fields change."""
-    for name, value in data.items():
-        setattr(memory, name, value)
-    memory.updated_at = timezone.now()
-    changed = {*data, "updated_at"}
-    reindex = bool(changed & INDEXED_FIELDS)
-    terms = _prepare_index(memory) if reindex else {}
-    if reindex:
-        changed |= {"term_count", "index_version", "content_hash"}
+    """Apply validated changes to the memory as it is now: the row is read again and
+    locked, and the index, content hash and embedding are built from it inside the lock,
+    so a concurrent change can never leave the index describing older content."""
     with transaction.atomic():
-        _lock_live(memory)
+        memory = _lock_current(memory)
+        for name, value in data.items():
+            setattr(memory, name, value)
+        memory.updated_at = timezone.now()
+        changed = {*data, "updated_at"}
+        reindex = bool(changed & INDEXED_FIELDS)
+        if reindex:
+            terms = _prepare_index(memory)
+            changed |= {"term_count", "index_version", "content_hash"}
         memory.save(update_fields=changed)
         if reindex:
             MemoryTerm.objects.filter(memory=memory).delete()
             _insert_terms(memory, terms)
             MemoryEmbedding.objects.filter(memory=memory).delete()
-            transaction.on_commit(lambda: embeddings.store_embedding(memory))
+            transaction.on_commit(functools.partial(embeddings.store_embedding, memory))
     return memory
 
 

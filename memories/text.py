@@ -13,7 +13,13 @@ import snowballstemmer
 
 from memories.lexicon import RELATED_GROUPS
 
-INDEX_VERSION = 1
+# 2: key words and content words in separate hash domains, the type no longer indexed,
+# length-prefixed hash input, at most MAX_TERMS_PER_MEMORY distinct words.
+INDEX_VERSION = 2
+# The most distinct words indexed per memory (the most frequent first). The content and
+# value limits already bound it; this makes the bound explicit and small enough that a
+# memory's index rows are one modest insert on every database.
+MAX_TERMS_PER_MEMORY = 2000
 
 # The usual English stop-word list (as in NLTK), plus contraction remnants.
 STOP_WORDS = frozenset(
@@ -65,8 +71,12 @@ def stems(text: str) -> list[str]:
 
 
 def index_terms(text: str) -> Counter:
-    """Stem -> term frequency for a memory's searchable text."""
-    return Counter(stems(text))
+    """Stem -> term frequency for a memory's searchable text, at most
+    MAX_TERMS_PER_MEMORY stems (the most frequent; ties keep the earliest)."""
+    counts = Counter(stems(text))
+    if len(counts) > MAX_TERMS_PER_MEMORY:
+        counts = Counter(dict(counts.most_common(MAX_TERMS_PER_MEMORY)))
+    return counts
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,5 +1,6 @@
 import uuid
 
+from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -30,12 +31,17 @@ from memoryproject.schema import error_responses
 TAGS = ["memories"]
 
 
-def get_live_memory(request, memory_id: str, user_id: str | None = None) -> Memory:
-    """The caller's live memory, or 404 exactly like a memory that never existed."""
+def parse_memory_id(memory_id: str) -> uuid.UUID:
+    """A path's memory id; a malformed one is a 404, like an id that does not exist."""
     try:
-        parsed = uuid.UUID(memory_id)
+        return uuid.UUID(memory_id)
     except ValueError:
         raise NotFound() from None
+
+
+def get_live_memory(request, memory_id: str, user_id: str | None = None) -> Memory:
+    """The caller's live memory, or 404 exactly like a memory that never existed."""
+    parsed = parse_memory_id(memory_id)
     rows = Memory.objects.for_owner(request.auth.owner_id).live().filter(pk=parsed)
     if user_id is not None:
         rows = rows.filter(user_id=user_id)
@@ -133,10 +139,14 @@ class MemoryDetailView(APIView):
         responses={200: MemorySerializer, **error_responses(400, 404, 413)},
     )
     def patch(self, request, memory_id):
-        memory = get_live_memory(request, memory_id)
-        serializer = MemorySerializer(memory, data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        memory = services.update_memory(memory=memory, data=serializer.validated_data)
+        parsed = parse_memory_id(memory_id)
+        # Validated against the row as it is now, locked: rules mode derives key and value
+        # from the current content and type, which a concurrent change could alter.
+        with transaction.atomic():
+            memory = services.lock_live_memory(owner_id=request.auth.owner_id, memory_id=parsed)
+            serializer = MemorySerializer(memory, data=request.data, partial=True)
+            serializer.is_valid(raise_exception=True)
+            memory = services.update_memory(memory=memory, data=serializer.validated_data)
         return Response(memory_payload(memory))
 
     @extend_schema(

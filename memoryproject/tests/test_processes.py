@@ -69,6 +69,20 @@ def test_sqlite_development_defaults_smoke(tmp_path):
         assert status == 200
         assert context["memories"][0]["id"] == created["id"]
         assert http("GET", url + "/api/v1/memory/stats?user_id=u1", key)[2]["total"] == 1
+        # 4,800 distinct one-letter words: one row of parameters each was past SQLite's
+        # limit of 32,766 parameters, and answered as "Database unavailable".
+        many = {
+            "user_id": "u2",
+            "type": "fact",
+            "content": " ".join(map(chr, range(0x4E00, 0x4E00 + 4800))),
+        }
+        status, _, stored = http("POST", url + "/api/v1/memory", key, many)
+        assert status == 200, stored
+        newer = {"user_id": "u2", "type": "fact", "content": "an unrelated, newer note"}
+        assert http("POST", url + "/api/v1/memory", key, newer)[0] == 200
+        query = {"user_id": "u2", "query": chr(0x4E00 + 10)}
+        status, _, context = http("POST", url + "/api/v1/memory/context", key, query)
+        assert context["memories"][0]["id"] == stored["id"]  # matched, not the newest
     finally:
         process.terminate()
         process.wait(timeout=10)

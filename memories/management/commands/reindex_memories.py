@@ -35,12 +35,13 @@ class Command(BaseCommand):
                 batch = rows.order_by("pk")
                 if last_id is not None:
                     batch = batch.filter(pk__gt=last_id)
-                batch = list(batch[:batch_size])
+                # Only the ids: each memory is read again, locked, as it is rebuilt.
+                batch = list(batch.values_list("pk", flat=True)[:batch_size])
                 if not batch:
                     break
-                for memory in batch:
-                    services.reindex_memory(memory=memory)
-                last_id = batch[-1].pk
+                for memory_id in batch:
+                    services.reindex_memory(memory_id=memory_id)
+                last_id = batch[-1]
                 progress.update(len(batch))
         self.stdout.write(f"Reindexed {total} memories.")
         # These rows have no database foreign key (see MemoryTerm.memory); the service

@@ -44,6 +44,6 @@ class Command(BaseCommand):
             for memory in memories:
                 # Saving re-encrypts content, value and metadata under the primary key.
                 memory.save(update_fields=["content", "value", "metadata"])
-                services.reindex_memory(memory=memory)
+                services.reindex_memory(memory_id=memory.pk)
             for embedding in MemoryEmbedding.objects.filter(memory_id__in=ids):
                 embedding.save(update_fields=["vector"])
