@@ -27,9 +27,32 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+# SQLSTATE classes that mean the server cannot serve us now (see PostgreSQL's appendix A):
+# 08 connection exception, 53 insufficient resources (too many connections), 57P0x the
+# server shutting down or starting up, 57014 a statement timeout or cancel.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014")
+# SQLite: the file is busy or unreadable, as opposed to a statement it refuses.
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
+
+
 def is_database_down(exc: BaseException) -> bool:
-    """True for connection-level failures (server gone, refused, reset), not bad queries."""
-    return isinstance(exc, (OperationalError, InterfaceError))
+    """True when the database cannot answer now (server gone, refused, reset, shutting
+    down, out of connections, a statement timeout): a 503 the client may retry. False for
+    a statement the database refuses (too many parameters, a bad query): that is our bug,
+    answered 500 and logged, never disguised as an outage."""
+    if isinstance(exc, InterfaceError):
+        return True  # the connection is closed
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    if type(cause).__module__.startswith("sqlite3"):
+        return any(marker in str(cause).lower() for marker in _SQLITE_UNAVAILABLE)
+    # No SQLSTATE: the client library failed before the server answered (connection
+    # refused, lost or timed out).
+    return True
 
 
 def _first_message(errors) -> str:
