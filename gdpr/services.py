@@ -12,7 +12,13 @@ from apikeys.services import record_event
 from memories.models import Memory, MemoryEmbedding, MemoryTerm
 from memories.serializers import iso_datetime, memory_payload
 
-EXPORT_CHUNK = 500
+# Rows read per round trip while an export streams, sized by bytes as well as rows: the
+# largest memory the limits allow holds about 55 KB of plaintext (10,000 characters of up
+# to 4 bytes, a 10,000-byte value, 5,120 bytes of metadata), about 75 KB as stored tokens,
+# so a chunk stays under about 4 MB of stored data however large its memories are.
+MAX_MEMORY_BYTES = 75_000
+EXPORT_CHUNK_BYTES = 4_000_000
+EXPORT_CHUNK = EXPORT_CHUNK_BYTES // MAX_MEMORY_BYTES
 # Every table holding rows about an end user, in deletion order (derived data first).
 USER_TABLES = {
     "memory_terms": MemoryTerm,

@@ -90,3 +90,34 @@ def add_rate_limit_headers(result, generator, request, public):
                 if code == "429":
                     headers["Retry-After"] = _RETRY_AFTER
     return result
+
+
+_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {"type": "string"}},
+            "required": ["detail"],
+        }
+    }
+}
+_TRANSPORT_ERRORS = {
+    "414": "The request line (URL with its query string) is longer than 8,190 bytes. "
+    "Answered by the HTTP server before the API, so without rate-limit headers.",
+    "431": "A header field is longer than 8,190 bytes, or there are more than 100. "
+    "Answered by the HTTP server before the API.",
+}
+
+
+def add_transport_errors(result, generator, request, public):
+    """Postprocessing hook: the statuses the HTTP server itself answers (as JSON) for
+    any operation, before the request reaches the API."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for code, description in _TRANSPORT_ERRORS.items():
+                operation["responses"].setdefault(
+                    code, {"description": description, "content": _ERROR_BODY}
+                )
+    return result

@@ -238,6 +238,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "memoryproject.schema.add_rate_limit_headers",
+        "memoryproject.schema.add_transport_errors",
     ],
 }
 

@@ -1,11 +1,13 @@
 """Tests through real processes: gunicorn from the Procfile, a database that goes away."""
 
+import json
 import selectors
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -186,3 +188,48 @@ def test_service_recovers_by_itself_when_the_database_returns(start_server, serv
         assert status == 200
         assert [m["content"] for m in listed] == ["before the outage"]
     proxy.stop()
+
+
+def raw_request(url: str, request: bytes) -> tuple[int, dict, bytes]:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /api/v1/memory?user_id=" + b"u" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % n for n in range(120)) + b"\r\n", 431),
+        (b"GE\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ],
+    ids=["long-request-line", "long-header", "many-headers", "bad-method"],
+)
+def test_what_gunicorn_refuses_itself_is_json(start_server, request_bytes, status):
+    server = start_server(workers=1)
+    got, headers, body = raw_request(server.url, request_bytes)
+    assert got == status
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body)["detail"]
+    assert b"uuuu" not in body  # the request is never echoed
+
+
+def test_the_longest_valid_list_query_fits_the_request_line(start_server):
+    server = start_server(workers=1)
+    key = server.new_key()
+    longest = "\U0001f600" * 255  # four bytes each, twelve once percent-encoded
+    query = urllib.parse.urlencode(
+        {"user_id": longest, "key": longest, "type": "preference", "min_importance": 5,
+         "limit": 100, "cursor": "c" * 200}
+    )  # fmt: skip
+    status, _, body = http("GET", f"{server.url}/api/v1/memory?{query}", key)
+    assert status == 400  # the forged cursor: the request reached Django and was checked
+    assert "cursor" in body["errors"]

@@ -32,6 +32,17 @@ def test_unknown_path_is_json_404(client, path):
     assert response.json() == {"detail": "Not found."}
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", ["/nope", "/api/v1/memory/x/y/z", "/api/v2/memory"])
+def test_unknown_path_is_json_404_for_every_method(api_key, method, path):
+    # CSRF checks enforced, as for a real client: the catch-all view once answered 403.
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.plaintext}")
+    response = client.generic(method, path, b'{"a": 1}', content_type="application/json")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("put", "/api/v1/memory"), ("post", "/health"), ("get", "/api/v1/memory/context")],
