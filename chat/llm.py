@@ -8,7 +8,6 @@ server costs one timeout, not several.
 
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -188,21 +187,41 @@ def _usage(response) -> dict:
     return {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
+# The longest model reply parsed as JSON; longer replies count as "not JSON".
+MAX_JSON_REPLY_CHARS = 1_000_000
+
+
+def _strip_fence(text: str) -> str:
+    """text without a surrounding Markdown code fence (```json ... ```). String
+    operations only: a regular expression over model output could backtrack."""
+    if text[:3] == "```":
+        newline = text.find("\n")
+        opening = text[3:newline] if newline >= 0 else text[3:]
+        if opening.strip().lower() in ("", "json"):
+            text = text[newline + 1 :] if newline >= 0 else ""
+    text = text.rstrip()
+    if text.endswith("```"):
+        text = text[:-3]
+    return text.strip()
+
+
+def _loads(text: str):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # nesting deeper than the decoder allows
+        return None
 
 
 def parse_json_reply(text: str):
     """The JSON value in a model reply: plain, fenced, or the outermost {...} in prose.
     None when there is none."""
-    candidate = _FENCE.sub("", text.strip())
-    try:
-        return json.loads(candidate)
-    except ValueError:
-        pass
+    if len(text) > MAX_JSON_REPLY_CHARS:
+        return None
+    candidate = _strip_fence(text.strip())
+    parsed = _loads(candidate)
+    if parsed is not None or candidate == "null":
+        return parsed
     start, end = candidate.find("{"), candidate.rfind("}")
     if 0 <= start < end:
-        try:
-            return json.loads(candidate[start : end + 1])
-        except ValueError:
-            return None
+        return _loads(candidate[start : end + 1])
     return None

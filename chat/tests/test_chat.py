@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -174,6 +175,36 @@ def test_fenced_json_reply_is_parsed(client, fake_openai):
     )
     response = client.post("/api/v1/memory/extract", {"user_id": "u1", "text": "hi"}, format="json")
     assert [c["content"] for c in response.json()["candidates"]] == ["Lives in Porto"]
+
+
+def test_deeply_nested_reply_after_a_chat_answer_is_reported_not_500(client, fake_openai):
+    # json.loads raised RecursionError on this reply: a 500 after the answer was paid for.
+    nested = '{"memories": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    fake_openai.script({"content": "Noted."}, {"content": nested})
+    response = client.post(
+        "/api/v1/chat", {"user_id": "u1", "message": "I moved", "extract": True}, format="json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response"] == "Noted."
+    assert body["extraction"]["candidates"] == []
+    assert body["extraction"]["dropped"][0]["reason"] == "The model reply is not JSON."
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "```" + " " * 50_000 + "x",
+        "```json\n" + "\n" * 50_000 + "{}",
+        "prose " + " " * 100_000 + "``` not a fence",
+    ],
+)
+def test_model_replies_built_to_backtrack_parse_quickly(client, fake_openai, reply):
+    fake_openai.script({"content": reply})
+    started = time.perf_counter()
+    response = client.post("/api/v1/memory/extract", {"user_id": "u1", "text": "hi"}, format="json")
+    assert response.status_code == 200
+    assert time.perf_counter() - started < 1.5  # the fence regex took minutes on these
 
 
 def test_ten_thousand_candidates_are_capped(client, fake_openai):
