@@ -23,6 +23,8 @@ MAX_METADATA_DEPTH = 5  # the top-level object is level 1
 INGESTION_MODE_ERROR = "Invalid ingestion_mode. Must be one of: explicit, rules"
 # DRF's default message echoes the input, and a lone surrogate in it cannot be rendered.
 TYPE_ERROR = "Must be one of: fact, preference, event, system."
+# The fields a rules-mode content derives or checks.
+RULE_FIELDS = {"content", "type", "key", "value", "ingestion_mode"}
 # expires_at and created_at + ttl_seconds may differ by rounding, not more.
 TTL_TOLERANCE = timedelta(seconds=1)
 
@@ -286,9 +288,9 @@ class MemorySerializer(JsonObjectSerializer):
 
     def _apply_rules(self, attrs) -> None:
         mode = self._current(attrs, "ingestion_mode") or IngestionMode.EXPLICIT
-        if mode != IngestionMode.RULES or (
-            "content" not in attrs and "ingestion_mode" not in attrs
-        ):
+        # Any change to a field the rule speaks about re-applies it: a PATCH of the type
+        # alone must not store a memory whose content says another type.
+        if mode != IngestionMode.RULES or not attrs.keys() & RULE_FIELDS:
             return
         rule = parse_rule(self._current(attrs, "content"))
         if rule is None:

@@ -5,6 +5,8 @@ import time
 import uuid
 from datetime import datetime
 
+import pytest
+
 from apikeys.models import AuditEvent
 from memories.models import Memory, MemoryTerm
 from memories.serializers import INGESTION_MODE_ERROR
@@ -410,6 +412,33 @@ def test_patch_content_in_rules_mode_rederives_key_and_value(client):
 
     assert response.status_code == 200
     assert (response.json()["key"], response.json()["value"]) == ("theme", "light")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"type": "event"}, "content"), ({"key": "colour"}, "key"), ({"value": "light"}, "value")],
+)
+def test_patch_in_rules_mode_reapplies_the_rule(client, change, field):
+    created = create(
+        client, content="preference:theme=dark", type="preference", ingestion_mode="rules"
+    ).json()
+
+    response = client.patch(f"{URL}/{created['id']}", change, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    stored = client.get(f"{URL}/{created['id']}").json()
+    assert (stored["type"], stored["key"], stored["value"]) == ("preference", "theme", "dark")
+
+
+def test_patch_type_and_content_together_in_rules_mode(client):
+    created = create(
+        client, content="preference:theme=dark", type="preference", ingestion_mode="rules"
+    ).json()
+    change = {"type": "fact", "content": "fact:city=Porto"}
+    response = client.patch(f"{URL}/{created['id']}", change, format="json")
+    assert response.status_code == 200
+    assert (response.json()["key"], response.json()["value"]) == ("city", "Porto")
 
 
 def test_invalid_ingestion_mode_is_400_with_the_seed_message(client):
