@@ -7,6 +7,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from apikeys import lockout
 from apikeys.models import ApiKey, hash_key
 from apikeys.services import BOOTSTRAP_PREFIX, ensure_bootstrap_key
 
@@ -38,6 +39,7 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
     """
 
     def authenticate(self, request):
+        lockout.check_address(request)
         scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 512:
@@ -47,6 +49,9 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             if hmac.compare_digest(token.encode(), settings.API_KEY.encode()):
                 api_key = ensure_bootstrap_key(plaintext=token, owner_id=settings.API_KEY_OWNER_ID)
         if api_key is None or api_key.is_revoked or not token or self._retired(api_key, token):
+            wait = lockout.record_failure(request)
+            if wait is not None:
+                raise lockout.TooManyFailures(wait=wait)
             raise exceptions.AuthenticationFailed(AUTH_REQUIRED)
         self._touch(api_key)
         request._request.api_key = api_key  # for the request log and rate-limit headers

@@ -11,7 +11,9 @@ import logging
 import math
 import threading
 import time
+import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -20,6 +22,13 @@ from rest_framework.throttling import BaseThrottle
 from apikeys.models import ApiKey, RateLimitBucket
 
 logger = logging.getLogger(__name__)
+
+
+class Bucket(NamedTuple):
+    """A bucket that is not an API key's (see apikeys/lockout.py): the same fields."""
+
+    pk: uuid.UUID
+    rate_limit_per_minute: int
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,7 @@ def _redis_script():
         return _redis_state["script"]
 
 
-def _take_redis(api_key: ApiKey) -> BucketDecision:
+def _take_redis(api_key: ApiKey | Bucket) -> BucketDecision:
     allowed, tokens, now = _redis_script()(
         keys=[f"ratelimit:{api_key.pk}"], args=[api_key.rate_limit_per_minute]
     )
@@ -168,7 +177,7 @@ def _take_sql(vendor: str) -> str:
     )
 
 
-def _take_database(api_key: ApiKey) -> BucketDecision:
+def _take_database(api_key: ApiKey | Bucket) -> BucketDecision:
     vendor = connection.vendor
     key = api_key.pk if vendor == "postgresql" else api_key.pk.hex
     with connection.cursor() as cursor:
@@ -179,8 +188,8 @@ def _take_database(api_key: ApiKey) -> BucketDecision:
     )
 
 
-def take(api_key: ApiKey) -> BucketDecision:
-    """Take one token for api_key from the shared bucket."""
+def take(api_key: ApiKey | Bucket) -> BucketDecision:
+    """Take one token for api_key (or another bucket) from the shared bucket."""
     redis_down = (
         _redis_state["url"] == settings.REDIS_URL and time.monotonic() < _redis_state["down_until"]
     )

@@ -129,6 +129,19 @@ else:
 
 API_KEY = env.str("API_KEY", default="").strip()
 API_KEY_OWNER_ID = env.str("API_KEY_OWNER_ID", default="default").strip() or "default"
+# A bootstrap key is a bearer secret like a generated one (aimsk_live_ + 43 random
+# characters): a short or repetitive one could be guessed.
+MIN_BOOTSTRAP_KEY_CHARS = 32
+if API_KEY and (len(API_KEY) < MIN_BOOTSTRAP_KEY_CHARS or len(set(API_KEY)) < 16):
+    raise ImproperlyConfigured(
+        f"API_KEY must be at least {MIN_BOOTSTRAP_KEY_CHARS} random characters "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
+# Failed authentications per minute per client address before it is refused for a while
+# (apikeys/lockout.py); 0 turns the lockout off. TRUSTED_PROXY_HOPS: how many proxies in
+# front of the service append to X-Forwarded-For (0: use the socket's address).
+AUTH_FAILURES_PER_MINUTE = env.int("AUTH_FAILURES_PER_MINUTE", default=300)
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
 
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="").strip()
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="").strip() or None

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from apikeys import lockout
 from memoryproject import errors
 from memoryproject.views import HealthView, StatusView
 
@@ -11,6 +12,8 @@ urlpatterns = [
     path("health", HealthView.as_view(), name="health"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    # Failed admin logins count against the client address like bad keys (apikeys.lockout).
+    path("admin/login/", lockout.guard(admin.site.login)),
     path("admin/", admin.site.urls),
     # chat first: its /memory/extract must win over the memories app's /memory/<id>.
     path("api/v1/", include("chat.urls")),

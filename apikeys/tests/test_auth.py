@@ -1,11 +1,16 @@
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from apikeys import lockout
 from apikeys.models import ApiKey
 from apikeys.services import revoke_api_key
+from bench.harness import ROOT
 
 URL = "/api/v1/memory?user_id=u1"
 EXPECTED = {"detail": "Authentication required"}
@@ -112,11 +117,70 @@ def test_bootstrap_api_key_from_environment(settings, db):
 
 
 def test_bootstrap_key_stops_working_when_api_key_changes_and_is_not_shown(settings, db):
-    settings.API_KEY = "short-secret"
+    settings.API_KEY = "aimsk_live_first_secret_0123456789abcdefXYZ"
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Bearer short-secret")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {settings.API_KEY}")
     assert client.get(URL).status_code == 200
     stored = ApiKey.objects.get(owner_id=settings.API_KEY_OWNER_ID)
-    assert "short" not in stored.prefix and stored.prefix.startswith("env:")
+    assert "first_secret" not in stored.prefix and stored.prefix.startswith("env:")
     settings.API_KEY = "a-new-secret-value"
     _assert_auth_failure(client.get(URL))
+
+
+# --- failed authentications per client address ------------------------------------------
+
+
+@pytest.fixture
+def lockout_limit(settings):
+    settings.AUTH_FAILURES_PER_MINUTE = 3
+    yield 3
+    lockout._blocked.clear()
+
+
+def client_at(address: str, key: str | None = None) -> APIClient:
+    client = APIClient(REMOTE_ADDR=address)
+    if key:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+def test_failed_authentications_are_throttled_per_address(db, api_key, lockout_limit):
+    attacker = "203.0.113.7"
+    for guess in range(lockout_limit):
+        _assert_auth_failure(client_at(attacker, f"aimsk_live_guess{guess}").get(URL))
+    refused = client_at(attacker, "aimsk_live_guess").get(URL)
+    assert refused.status_code == 429
+    assert refused.json() == {"detail": "Too many failed authentication attempts from this address"}
+    assert int(refused["Retry-After"]) >= 1
+    # Refused whatever the key, so a refusal says nothing about which keys exist.
+    assert client_at(attacker, api_key.plaintext).get(URL).status_code == 429
+    # Other addresses are not affected.
+    assert client_at("198.51.100.1", api_key.plaintext).get(URL).status_code == 200
+    _assert_auth_failure(client_at("198.51.100.1", "aimsk_live_nope").get(URL))
+
+
+def test_forwarded_address_counts_behind_trusted_proxies(db, settings, lockout_limit):
+    settings.TRUSTED_PROXY_HOPS = 1
+    for n in range(lockout_limit + 1):
+        client = client_at("10.0.0.2", "aimsk_live_guess")
+        response = client.get(URL, HTTP_X_FORWARDED_FOR=f"spoofed, 203.0.113.{n}")
+        _assert_auth_failure(response)  # each failure came from another client
+
+
+def test_failed_admin_logins_are_throttled(db, lockout_limit):
+    client = APIClient(REMOTE_ADDR="203.0.113.9")
+    for _ in range(lockout_limit + 1):  # the last one finds the bucket empty
+        response = client.post("/admin/login/", {"username": "root", "password": "guess"})
+        assert response.status_code == 200  # the form again, with its error
+    response = client.post("/admin/login/", {"username": "root", "password": "guess"})
+    assert response.status_code == 429
+    assert response.json()["detail"].startswith("Too many failed")
+
+
+def test_short_bootstrap_key_stops_start_up(tmp_path):
+    env = {**os.environ, "API_KEY": "short-secret", "DEBUG": "true", "DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "API_KEY must be at least 32 random characters" in done.stderr
