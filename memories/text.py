@@ -20,6 +20,10 @@ INDEX_VERSION = 2
 # value limits already bound it; this makes the bound explicit and small enough that a
 # memory's index rows are one modest insert on every database.
 MAX_TERMS_PER_MEMORY = 2000
+# The most distinct words of a query that are searched (the first ones): a message is a
+# few sentences, and a pasted document must not turn into a ranking query of thousands
+# of terms.
+MAX_QUERY_TERMS = 128
 
 # The usual English stop-word list (as in NLTK), plus contraction remnants.
 STOP_WORDS = frozenset(
@@ -95,7 +99,7 @@ def query_terms(text: str) -> dict[str, float]:
     folded = fold(text)
     for idiom, meaning in IDIOMS.items():
         folded = folded.replace(idiom, meaning)
-    own = set(stems(folded))
+    own = set(list(dict.fromkeys(stems(folded)))[:MAX_QUERY_TERMS])
     weights = dict.fromkeys(own, 1.0)
     related = _related()
     for stem in own:

@@ -141,3 +141,10 @@ def test_at_most_the_cap_of_distinct_words_is_indexed():
     memory = make_memory("acme", user_id="u1", content=content)
     rows = MemoryTerm.objects.filter(memory=memory).count()
     assert rows == text.MAX_TERMS_PER_MEMORY
+
+
+def test_a_query_searches_at_most_the_cap_of_its_words():
+    words = " ".join(map(chr, range(0x4E00, 0x4E00 + 1000)))
+    own = [stem for stem, weight in text.query_terms(words).items() if weight == 1.0]
+    assert len(own) == text.MAX_QUERY_TERMS
+    assert chr(0x4E00) in own  # the first words are kept
