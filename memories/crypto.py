@@ -56,15 +56,6 @@ def decrypt_json(token: str):
     return json.loads(decrypt_text(token))
 
 
-def rotate_token(token: str) -> str:
-    """Re-encrypt a token under the first key (MultiFernet.rotate)."""
-    try:
-        return fernet().rotate(token.encode("ascii")).decode("ascii")
-    except InvalidToken:
-        logger.error("memory token could not be decrypted with any ENCRYPTION_KEY key")
-        raise UndecryptableData() from None
-
-
 @functools.lru_cache(maxsize=8)
 def _derive(key: str, purpose: bytes) -> bytes:
     raw = base64.urlsafe_b64decode(key.encode("ascii"))
