@@ -24,6 +24,33 @@ def json_size(value) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
+class CoveringIndex(models.Index):
+    """An index with non-key columns (INCLUDE) where the database has them. SQLite, the
+    development database, has none: there the index is built on its key columns alone, as
+    Django does for models.Index(include=...), but without that class's models.W040
+    warning on every start. To migrations it is exactly models.Index(include=...)."""
+
+    def __init__(self, *args, include=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.covering = tuple(include)
+
+    def deconstruct(self):
+        _, args, kwargs = super().deconstruct()
+        kwargs["include"] = self.covering
+        return "django.db.models.Index", args, kwargs
+
+    def __eq__(self, other):
+        # The autodetector compares it with the plain Index of the migration files.
+        if isinstance(other, models.Index):
+            return self.deconstruct() == other.deconstruct()
+        return NotImplemented
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        _, args, index_kwargs = self.deconstruct()
+        index = models.Index(*args, **index_kwargs)
+        return index.create_sql(model, schema_editor, using=using, **kwargs)
+
+
 class MemoryType(models.TextChoices):
     FACT = "fact"
     PREFERENCE = "preference"
@@ -135,13 +162,13 @@ class Memory(models.Model):
                 condition=Q(is_deleted=False),
             ),
             # Stats: one aggregate that reads this index only.
-            models.Index(
+            CoveringIndex(
                 fields=["owner_id", "user_id"],
                 include=["is_deleted", "expires_at", "type", "importance", "created_at"],
                 name="memory_owner_user_stats",
             ),
             # Context ranking: BM25 corpus statistics read this index only.
-            models.Index(
+            CoveringIndex(
                 fields=["owner_id", "user_id"],
                 include=["term_count", "expires_at"],
                 name="memory_owner_user_corpus",
@@ -244,7 +271,7 @@ class MemoryTerm(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(
+            CoveringIndex(
                 fields=["owner_id", "user_id", "term"],
                 include=["memory_id", "tf", "doc_length", "expires_at"],
                 name="memoryterm_lookup",
