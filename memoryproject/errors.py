@@ -1,11 +1,13 @@
 """One place that turns every failure into a JSON error body."""
 
 import logging
+import re
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
 
 from apikeys.authentication import AUTH_REQUIRED
@@ -55,13 +57,35 @@ def is_database_down(exc: BaseException) -> bool:
     return True
 
 
-def _first_message(errors) -> str:
-    if isinstance(errors, dict):
-        for value in errors.values():
-            return _first_message(value)
-    if isinstance(errors, list) and errors:
-        return _first_message(errors[0])
-    return str(errors) if errors else "Invalid input"
+def _first_error(errors, path: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str] | None:
+    """The first message in DRF's error structure, with the field path that leads to it."""
+    if isinstance(errors, dict):  # by field, or by position for a list field's items
+        children = (((*path, str(key)), value) for key, value in errors.items())
+    elif isinstance(errors, list):  # messages, or a list serializer's dict per item
+        children = (
+            ((*path, str(index)) if isinstance(item, dict) else path, item)
+            for index, item in enumerate(errors)
+        )
+    else:
+        return (path, str(errors)) if errors else None
+    for child_path, value in children:
+        found = _first_error(value, child_path)
+        if found is not None:
+            return found
+    return None
+
+
+def validation_detail(errors) -> str:
+    """`field.path: message` for the first problem. A message that already names its field
+    (the seed's `Invalid ingestion_mode. …`) and one about the whole body stay bare."""
+    found = _first_error(errors)
+    if found is None:
+        return "Invalid input"
+    path, message = found
+    field = ".".join(step for step in path if step != api_settings.NON_FIELD_ERRORS_KEY)
+    if not field or re.search(rf"(?<![\w.]){re.escape(field)}(?!\w)", message):
+        return message
+    return f"{field}: {message}"
 
 
 def json_exception_handler(exc, context):
@@ -86,7 +110,7 @@ def json_exception_handler(exc, context):
             if isinstance(response.data, dict)
             else {"non_field_errors": response.data}
         )
-        response.data = {"detail": _first_message(errors), "errors": errors}
+        response.data = {"detail": validation_detail(errors), "errors": errors}
     elif isinstance(exc, exceptions.Throttled):
         response.data = {"detail": "Rate limit exceeded"}
     return response

@@ -488,7 +488,7 @@ def test_form_encoded_body_is_415(client):
 def test_every_error_names_its_first_message_in_detail(client):
     body = assert_rejected(post(client, importance=9, confidence=7))
     first_field = next(iter(body["errors"]))
-    assert body["detail"] == body["errors"][first_field][0]
+    assert body["detail"] == f"{first_field}: {body['errors'][first_field][0]}"
     assert {"importance", "confidence"} <= set(body["errors"])
 
 
