@@ -186,19 +186,33 @@ def _copy_field(field: serializers.Field) -> serializers.Field:
     return clone
 
 
+UNKNOWN_FIELD = "Unknown field."
+
+
 class JsonObjectSerializer(serializers.Serializer):
     """A serializer whose data must be a JSON object, with a message that says so (DRF's
-    own names a Python type)."""
+    own names a Python type), and holds no field it does not declare: a typo is a 400
+    that names it, never silently dropped. Read-only fields are declared, so they are
+    known and ignored (an object read from the API can be sent back)."""
 
     def get_fields(self):
         return {name: _copy_field(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["The request body must be a JSON object."]}
-            )
-        return super().to_internal_value(data)
+            message = "The request body must be" if self.root is self else "Must be"
+            raise serializers.ValidationError({"non_field_errors": [f"{message} a JSON object."]})
+        fields = self.fields
+        unknown = {name: [UNKNOWN_FIELD] for name in data if name not in fields}
+        try:
+            validated = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not unknown:
+                raise
+            raise serializers.ValidationError({**unknown, **exc.detail}) from None
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return validated
 
 
 class MemorySerializer(JsonObjectSerializer):
@@ -263,7 +277,7 @@ class MemorySerializer(JsonObjectSerializer):
 
     def to_internal_value(self, data):
         if self.instance is not None and isinstance(data, dict):
-            # user_id and owner_id never change; anything unknown is ignored.
+            # user_id never changes: like the read-only fields it is known and ignored.
             data = {k: v for k, v in data.items() if k != "user_id"}
         return super().to_internal_value(data)
 

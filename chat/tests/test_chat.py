@@ -260,10 +260,16 @@ def test_slow_server_is_504_without_retry(client, fake_openai, settings):
     assert len(fake_openai.chat_requests()) == 1
 
 
-@pytest.mark.parametrize("path", ["/api/v1/chat", "/api/v1/memory/extract"])
-def test_not_configured_is_503_naming_the_variable(client, settings, path):
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/v1/chat", {"user_id": "u1", "message": "hi"}),
+        ("/api/v1/memory/extract", {"user_id": "u1", "text": "hi"}),
+    ],
+)
+def test_not_configured_is_503_naming_the_variable(client, settings, path, body):
     settings.OPENAI_API_KEY = ""
-    response = client.post(path, {"user_id": "u1", "message": "hi", "text": "hi"}, format="json")
+    response = client.post(path, body, format="json")
     assert response.status_code == 503
     assert "OPENAI_API_KEY" in response.json()["detail"]
 

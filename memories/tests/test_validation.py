@@ -458,12 +458,15 @@ def test_deep_metadata_is_400_not_500(client, depth):
     assert "levels deep" in body["detail"]
 
 
-def test_unknown_fields_are_ignored(client):
+def test_unknown_field_is_400_naming_it_and_stores_nothing(client):
+    body = assert_rejected(post(client, colour="blue"), "colour")
+    assert body["detail"] == "colour: Unknown field."
+
+
+def test_read_only_fields_are_known_and_ignored(client):
     body = assert_accepted(
-        post(client, colour="blue", is_deleted=True, created_at="2000-01-01T00:00:00Z"),
-        is_deleted=False,
+        post(client, is_deleted=True, created_at="2000-01-01T00:00:00Z"), is_deleted=False
     )
-    assert "colour" not in body
     assert body["created_at"] != "2000-01-01T00:00:00Z"
 
 
