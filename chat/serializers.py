@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from memories.models import MAX_CONTENT_CHARS
@@ -11,6 +12,7 @@ class MessageSerializer(JsonObjectSerializer):
     content = StrictCharField(max_length=MAX_CONTENT_CHARS, trim_whitespace=False)
 
 
+@extend_schema_serializer(component_name="Extract")  # ExtractRequest, not ExtractRequestRequest
 class ExtractRequestSerializer(JsonObjectSerializer):
     user_id = StrictCharField(max_length=255, trim_whitespace=False)
     messages = MessageSerializer(
@@ -66,6 +68,7 @@ class ExtractResponseSerializer(serializers.Serializer):
     dropped = DroppedSerializer(many=True)
 
 
+@extend_schema_serializer(component_name="Chat")  # ChatRequest, not ChatRequestRequest
 class ChatRequestSerializer(JsonObjectSerializer):
     user_id = StrictCharField(max_length=255, trim_whitespace=False)
     message = StrictCharField(max_length=MAX_CONTENT_CHARS, trim_whitespace=False)

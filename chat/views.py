@@ -29,6 +29,7 @@ def extraction_payload(result, *, user_id: str, saved: bool) -> dict:
 class ExtractView(APIView):
     @extend_schema(
         summary="Extract candidate memories from a conversation with the LLM",
+        operation_id="memories_extract",
         description="Every candidate is validated like a client-created memory; invalid ones "
         "are listed in `dropped`. With `save: true` valid ones are stored in one transaction: "
         "a candidate whose key matches a live memory updates it, identical content is not "
@@ -82,6 +83,7 @@ def server_sent_events(events, *, user_id: str):
 class ChatView(APIView):
     @extend_schema(
         summary="Chat with the user's memories injected into the system prompt",
+        operation_id="chat_create",
         description="With `stream: true` the answer is `text/event-stream`: `delta` events "
         '(`{"content": "..."}`) as the model writes, then one `done` event whose data is the '
         'same object a non-streamed answer returns, or an `error` event (`{"detail": "..."}`) '

@@ -15,6 +15,7 @@ TAGS = ["gdpr"]
 class ExportView(APIView):
     @extend_schema(
         summary="Export everything stored about a user (live, deleted and expired)",
+        operation_id="gdpr_export",
         description="Streamed JSON, decrypted. Audited (the user id is stored hashed).",
         tags=TAGS,
         parameters=[UserQuerySerializer],
@@ -33,6 +34,7 @@ class ExportView(APIView):
 class EraseView(APIView):
     @extend_schema(
         summary="Erase everything stored about a user under this owner",
+        operation_id="gdpr_delete",
         description="One transaction; idempotent (a second call returns zeros). Another "
         "owner's data with the same user_id is untouched. Audited without the user id in "
         "the clear.",

@@ -3,7 +3,7 @@ import math
 from datetime import UTC, timedelta
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from memories.models import (
@@ -363,7 +363,12 @@ class UserQuerySerializer(serializers.Serializer):
 
 
 class OptionalUserQuerySerializer(serializers.Serializer):
-    user_id = StrictCharField(max_length=255, required=False, trim_whitespace=False)
+    user_id = StrictCharField(
+        max_length=255,
+        required=False,
+        trim_whitespace=False,
+        help_text="Optional. When given, a memory of another user is a 404.",
+    )
 
 
 class MemoryStatsSerializer(serializers.Serializer):
@@ -390,6 +395,7 @@ def now_context() -> dict:
     return {"now": timezone.now()}
 
 
+@extend_schema_serializer(component_name="Context")  # ContextRequest, not ContextRequestRequest
 class ContextRequestSerializer(JsonObjectSerializer):
     user_id = StrictCharField(max_length=255, trim_whitespace=False)
     query = StrictCharField(

@@ -60,6 +60,7 @@ def query_params(serializer_class, request) -> dict:
 class MemoryCollectionView(APIView):
     @extend_schema(
         summary="Create a memory",
+        operation_id="memories_create",
         tags=TAGS,
         request=MemorySerializer,
         responses={200: MemorySerializer, **error_responses(400, 413)},
@@ -76,7 +77,7 @@ class MemoryCollectionView(APIView):
 
     @extend_schema(
         summary="List a user's live memories, newest first",
-        operation_id="memory_list",
+        operation_id="memories_list",
         description="A bare JSON array. When more rows exist, the `Link` header holds the "
         'next page\'s URL (`rel="next"`) and `X-Next-Cursor` its cursor.',
         tags=TAGS,
@@ -122,6 +123,7 @@ MEMORY_ID = OpenApiParameter("memory_id", str, OpenApiParameter.PATH, descriptio
 class MemoryDetailView(APIView):
     @extend_schema(
         summary="Get one live memory",
+        operation_id="memories_get",
         tags=TAGS,
         parameters=[MEMORY_ID],
         responses={200: MemorySerializer, **error_responses(404)},
@@ -131,8 +133,10 @@ class MemoryDetailView(APIView):
 
     @extend_schema(
         summary="Change fields of a live memory",
-        description="Same validation as create; `updated_at` moves; `user_id` cannot change. "
-        "Changing `ttl_seconds` recomputes `expires_at` from `created_at`.",
+        operation_id="memories_update",
+        description="Same validation as create; `updated_at` moves; `user_id` cannot change "
+        "(it is ignored, like the read-only fields, so a memory read from the API can be sent "
+        "back). Changing `ttl_seconds` recomputes `expires_at` from `created_at`.",
         tags=TAGS,
         parameters=[MEMORY_ID],
         request=MemorySerializer,
@@ -151,6 +155,7 @@ class MemoryDetailView(APIView):
 
     @extend_schema(
         summary="Delete a memory for good (any state)",
+        operation_id="memories_delete",
         tags=TAGS,
         parameters=[MEMORY_ID],
         responses={
@@ -178,6 +183,7 @@ class MemoryDetailView(APIView):
 class MemorySoftDeleteView(APIView):
     @extend_schema(
         summary="Soft-delete a live memory (final in v1)",
+        operation_id="memories_soft_delete",
         description="Sets `is_deleted` and moves `updated_at`; the row stays for audit. "
         "With `user_id`, a memory of another user is a 404.",
         tags=TAGS,
@@ -194,6 +200,7 @@ class MemorySoftDeleteView(APIView):
 class MemoryStatsView(APIView):
     @extend_schema(
         summary="Memory counts for one user",
+        operation_id="memories_stats",
         tags=TAGS,
         parameters=[UserQuerySerializer],
         responses={200: MemoryStatsSerializer, **error_responses(400)},
@@ -207,6 +214,7 @@ class MemoryStatsView(APIView):
 class MemoryContextView(APIView):
     @extend_schema(
         summary="The memories that matter for the current message",
+        operation_id="memories_context",
         description="Ranks the user's live memories against `query` on an encrypted "
         "keyword index (BM25 with related words), blended with importance and recency; "
         "queries that match nothing fall back to importance, then recency.",

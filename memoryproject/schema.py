@@ -1,4 +1,23 @@
-"""Shared OpenAPI pieces: the error body, the rate-limit headers, the bearer scheme."""
+"""Shared OpenAPI pieces: the error body, the rate-limit headers, the bearer scheme, and
+the hooks that finish the schema.
+
+Names, for clients generated from /openapi.json:
+
+- Every operation sets its `operation_id` in `extend_schema`, never derived from the path
+  (moving a URL must not rename a generated client's method). The id is
+  `<resource>_<action>[_<qualifier>]` in snake case. `<resource>` is `memories` for
+  everything under `/api/v1/memory` (extraction included), `chat`, `gdpr`, or `service`
+  for `/` and `/health`. `<action>` is a verb or a verb-like noun for what the operation
+  does: `create`, `list`, `get`, `update`, `delete`, `soft_delete`, `stats`, `context`,
+  `extract`, `export`, `status`, `health`, `upsert`, `history`. A variant of an action adds
+  a qualifier after it: `memories_create_batch`, `memories_delete_batch`.
+- COMPONENT_SPLIT_REQUEST names a request component `<name>Request`, after the serializer
+  name without `Serializer`. A serializer whose name already ends in `Request` sets
+  `@extend_schema_serializer(component_name=...)` without it, so that the component is
+  `ChatRequest`, not `ChatRequestRequest`.
+
+memoryproject/tests/test_schema.py holds these rules.
+"""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
@@ -120,4 +139,54 @@ def add_transport_errors(result, generator, request, public):
                 operation["responses"].setdefault(
                     code, {"description": description, "content": _ERROR_BODY}
                 )
+    return result
+
+
+def add_servers(result, generator, request, public):
+    """Postprocessing hook: the service's own root URL as the one server (as the request for
+    the schema reached it), or the development address when no request is at hand."""
+    if request is not None:
+        url, description = request.build_absolute_uri("/").rstrip("/"), "This service"
+    else:
+        url, description = "http://localhost:10000", "Development server (scripts/serve.sh)"
+    result["servers"] = [{"url": url, "description": description}]
+    return result
+
+
+def _refs(schema) -> list[str]:
+    """Component names referenced anywhere inside a schema fragment."""
+    found, pending = [], [schema]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                found.append(ref.rsplit("/", 1)[1])
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+def forbid_unknown_request_fields(result, generator, request, public):
+    """Postprocessing hook: request objects (and the objects nested in them) take no
+    properties but their own, as the API answers 400 to an unknown field."""
+    components = result.get("components", {}).get("schemas", {})
+    pending = [
+        name
+        for path_item in result.get("paths", {}).values()
+        for operation in path_item.values()
+        if isinstance(operation, dict)
+        for name in _refs(operation.get("requestBody", {}))
+    ]
+    seen = set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in components:
+            continue
+        seen.add(name)
+        component = components[name]
+        if component.get("type") == "object" and "properties" in component:
+            component.setdefault("additionalProperties", False)
+        pending.extend(_refs(component))
     return result

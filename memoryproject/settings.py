@@ -252,6 +252,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "memoryproject.schema.add_rate_limit_headers",
         "memoryproject.schema.add_transport_errors",
+        "memoryproject.schema.add_servers",
+        "memoryproject.schema.forbid_unknown_request_fields",
     ],
 }
 

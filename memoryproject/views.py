@@ -17,6 +17,7 @@ class StatusView(APIView):
 
     @extend_schema(
         summary="Service status",
+        operation_id="service_status",
         tags=["service"],
         auth=[],
         responses=inline_serializer(
@@ -47,6 +48,7 @@ class HealthView(APIView):
 
     @extend_schema(
         summary="Health check: 200 when the database answers, 503 when it does not",
+        operation_id="service_health",
         tags=["service"],
         auth=[],
         responses={

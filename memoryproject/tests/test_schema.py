@@ -1,0 +1,127 @@
+"""/openapi.json names things the way a generated client wants them: stable operation ids
+by the rule in memoryproject/schema.py, one clean name per component, a server to call."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+from rest_framework.test import APIClient
+
+ID_RULE = re.compile(r"^(memories|chat|gdpr|service)_[a-z]+(_[a-z]+)*$")
+# What drf-spectacular derives from a path and a method when no id is set.
+DERIVED = re.compile(r"(^api_|_v1_|_(retrieve|destroy|partial_update)$)")
+V1_OPERATION_IDS = {
+    ("get", "/"): "service_status",
+    ("get", "/health"): "service_health",
+    ("post", "/api/v1/memory"): "memories_create",
+    ("get", "/api/v1/memory"): "memories_list",
+    ("get", "/api/v1/memory/{memory_id}"): "memories_get",
+    ("patch", "/api/v1/memory/{memory_id}"): "memories_update",
+    ("delete", "/api/v1/memory/{memory_id}"): "memories_delete",
+    ("delete", "/api/v1/memory/{memory_id}/soft"): "memories_soft_delete",
+    ("get", "/api/v1/memory/stats"): "memories_stats",
+    ("post", "/api/v1/memory/context"): "memories_context",
+    ("post", "/api/v1/memory/extract"): "memories_extract",
+    ("post", "/api/v1/chat"): "chat_create",
+    ("get", "/api/v1/gdpr/export"): "gdpr_export",
+    ("delete", "/api/v1/gdpr/delete"): "gdpr_delete",
+}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    with django_db_blocker.unblock():
+        response = APIClient().get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                yield method, path, operation
+
+
+def test_v1_operations_keep_their_ids(schema):
+    ids = {(method, path): op["operationId"] for method, path, op in operations(schema)}
+    assert {key: ids.get(key) for key in V1_OPERATION_IDS} == V1_OPERATION_IDS
+
+
+def test_every_operation_id_follows_the_rule_once(schema):
+    ids = [op["operationId"] for _, _, op in operations(schema)]
+    assert len(ids) == len(set(ids)), sorted(ids)
+    assert [i for i in ids if not ID_RULE.match(i) or DERIVED.search(i)] == []
+
+
+def test_component_names_have_no_doubled_suffix(schema):
+    names = list(schema["components"]["schemas"])
+    doubled = re.compile(r"(Request|Response)(Request|Response)$")
+    assert [n for n in names if doubled.search(n) or "Serializer" in n] == []
+    assert {"ChatRequest", "ContextRequest", "ExtractRequest", "MemoryRequest"} <= set(names)
+
+
+def test_request_objects_refuse_unknown_properties(schema):
+    components = schema["components"]["schemas"]
+    for name in ("MemoryRequest", "PatchedMemoryRequest", "ChatRequest", "MessageRequest"):
+        assert components[name]["additionalProperties"] is False, name
+    # Free-form JSON inside a body stays free-form.
+    assert components["MemoryRequest"]["properties"]["metadata"]["additionalProperties"] is True
+
+
+def test_servers_name_the_service_that_answered(schema):
+    assert schema["servers"] == [{"url": "http://testserver", "description": "This service"}]
+
+
+@pytest.mark.slow
+def test_a_standard_generator_builds_an_importable_client(schema, tmp_path):
+    """openapi-python-client (a pinned dev dependency), offline, from the served schema."""
+    import json
+
+    (tmp_path / "openapi.json").write_text(json.dumps(schema))
+    # No post-hooks: the generated code is not ours to lint.
+    (tmp_path / "config.yml").write_text("post_hooks: []\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            "openapi.json",
+            "--config",
+            "config.yml",
+            "--meta",
+            "none",
+            "--output-path",
+            "memory_client",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import memory_client.api.memories.memories_create as create\n"
+            "import memory_client.api.llm.chat_create as chat\n"
+            "from memory_client import AuthenticatedClient\n"
+            "from memory_client.models import ChatRequest, MemoryRequest, MemoryTypeEnum\n"
+            "body = MemoryRequest(user_id='u1', content='likes tea', type_=MemoryTypeEnum.FACT)\n"
+            "assert body.to_dict()['type'] == 'fact'\n"
+            "print(create.sync_detailed.__name__, chat.sync.__name__)\n",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split() == ["sync_detailed", "sync"]
