@@ -77,8 +77,8 @@ def service_database_url() -> str:
 
 
 class Server:
-    def __init__(self, process, url: str, env: dict):
-        self.process, self.url, self.env = process, url, env
+    def __init__(self, process, url: str, env: dict, log):
+        self.process, self.url, self.env, self.log = process, url, env, log
 
     def new_key(self, owner_id: str = "acme", rate_limit: int = 10_000) -> str:
         return new_key(self.env, owner_id, rate_limit)
@@ -98,7 +98,7 @@ def start_server(service_database_url, tmp_path_factory):
         started.append(process)
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url + "/", process=process, log=log)
-        return Server(process, url, env)
+        return Server(process, url, env, log)
 
     yield start
     for process in started:

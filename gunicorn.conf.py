@@ -1,9 +1,13 @@
 """gunicorn settings for the Procfile's web process."""
 
+import logging
 import multiprocessing
 import os
 
+from gunicorn.glogging import Logger
+
 from memoryproject import gunicorn_errors
+from memoryproject.logging import JsonFormatter
 
 # One worker per core, at least two; WEB_CONCURRENCY overrides.
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, multiprocessing.cpu_count()))
@@ -27,3 +31,20 @@ limit_request_field_size = 8190
 
 # gunicorn's own error pages are HTML; the interface promises JSON for every error.
 gunicorn_errors.install()
+
+
+class JsonLogger(Logger):
+    """gunicorn's own lines (start, workers, signals, its errors) as JSON, like the
+    application's; Python warnings in the master go the same way."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
+        logging.captureWarnings(True)
+        warnings_log = logging.getLogger("py.warnings")
+        warnings_log.handlers = list(self.error_log.handlers)
+        warnings_log.propagate = False
+
+
+logger_class = JsonLogger

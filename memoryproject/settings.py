@@ -279,8 +279,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        # The request log below replaces Django's own per-request lines.
+        # Django's defaults give these loggers plain-text handlers of their own (in DEBUG);
+        # none here, so that every line goes through the JSON handler above.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "py.warnings": {"handlers": [], "propagate": True},
+        # The request log replaces Django's own per-request lines below ERROR.
         "django.request": {"level": "ERROR"},
-        "django.server": {"level": "ERROR"},
+        "django.server": {"level": "ERROR", "propagate": True},
     },
 }
