@@ -8,6 +8,11 @@ from gunicorn.glogging import Logger
 
 from memoryproject import gunicorn_errors
 from memoryproject.logging import JsonFormatter
+from memoryproject.startup import require_settings
+
+# Incomplete settings stop the master here with one line, before any worker prints a
+# traceback for the same reason.
+require_settings()
 
 # One worker per core, at least two; WEB_CONCURRENCY overrides.
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, multiprocessing.cpu_count()))

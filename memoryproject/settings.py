@@ -7,6 +7,7 @@ missing and names all of them at once.
 
 import json
 import secrets
+import warnings
 from pathlib import Path
 
 import environ
@@ -92,7 +93,13 @@ CORS_EXPOSE_HEADERS = [
 
 DATABASE_URL = env.str("DATABASE_URL", default="").strip()
 if DATABASE_URL:
-    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    with warnings.catch_warnings():
+        # On a URL it cannot read, django-environ warns with the parsed password in the text.
+        warnings.simplefilter("ignore")
+        DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    if DATABASES["default"].get("ENGINE") not in environ.Env.DB_SCHEMES.values():
+        problems.append("DATABASE_URL must be a database URL: postgres://user:pass@host:5432/db")
+        DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 elif DEBUG:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
