@@ -9,9 +9,18 @@ command -v "$python" >/dev/null || python=python3
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
+# A stamp newer than the requirements files says they are installed. requirements-dev.txt
+# includes requirements.txt, so its stamp covers both.
+fresh() { [ -f "$1" ] && [ ! "$requirements" -nt "$1" ] && [ ! requirements.txt -nt "$1" ]; }
 stamp=".venv/.installed-$(basename "$requirements")"
-if [ ! -f "$stamp" ] || [ "$requirements" -nt "$stamp" ] || [ requirements.txt -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r "$requirements"
-  touch "$stamp"
+dev_stamp=".venv/.installed-requirements-dev.txt"
+if fresh "$stamp"; then
+  exit 0
 fi
+if [ "$requirements" = requirements.txt ] && fresh "$dev_stamp" &&
+  [ ! requirements-dev.txt -nt "$dev_stamp" ]; then
+  exit 0
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r "$requirements"
+touch "$stamp"
