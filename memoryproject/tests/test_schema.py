@@ -70,6 +70,14 @@ def test_request_objects_refuse_unknown_properties(schema):
     assert components["MemoryRequest"]["properties"]["metadata"]["additionalProperties"] is True
 
 
+def test_soft_delete_takes_an_optional_user_id(schema):
+    parameters = schema["paths"]["/api/v1/memory/{memory_id}/soft"]["delete"]["parameters"]
+    user_id = next(p for p in parameters if p["name"] == "user_id")
+    assert user_id["in"] == "query"
+    assert user_id.get("required", False) is False
+    assert "404" in user_id["description"]
+
+
 def test_servers_name_the_service_that_answered(schema):
     assert schema["servers"] == [{"url": "http://testserver", "description": "This service"}]
 
