@@ -3,9 +3,9 @@ reads back the requests the client sent."""
 
 import httpx
 import pytest
-from mockapi import Recorder
 
 from aimemory import AsyncMemoryClient, MemoryClient
+from tests.mockapi import Recorder
 
 
 @pytest.fixture

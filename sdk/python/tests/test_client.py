@@ -3,7 +3,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from mockapi import MEMORY, Recorder, memory
 
 from aimemory import (
     AIMemoryError,
@@ -14,6 +13,7 @@ from aimemory import (
     MemoryClient,
 )
 from aimemory._core import DEFAULT_TIMEOUT, LONG_TIMEOUT
+from tests.mockapi import MEMORY, Recorder, memory
 
 
 def read_timeout(request: httpx.Request) -> float:

@@ -1,6 +1,5 @@
 import httpx
 import pytest
-from mockapi import Recorder
 
 import aimemory
 from aimemory import (
@@ -15,6 +14,7 @@ from aimemory import (
     ServiceUnavailableError,
     ValidationError,
 )
+from tests.mockapi import Recorder
 
 STATUS_CLASSES = [
     (400, ValidationError),

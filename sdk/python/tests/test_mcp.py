@@ -7,7 +7,6 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
-from mockapi import MEMORY, Recorder
 
 from aimemory import (
     APIConnectionError,
@@ -20,6 +19,7 @@ from aimemory import (
     ValidationError,
 )
 from aimemory.mcp import build_server, main, tool_error_message
+from tests.mockapi import MEMORY, Recorder
 
 RATE_LIMITED = httpx.Response(
     429, json={"detail": "Rate limit exceeded"}, headers={"Retry-After": "0"}

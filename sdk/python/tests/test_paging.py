@@ -1,6 +1,7 @@
 import httpx
 import pytest
-from mockapi import Recorder, memory
+
+from tests.mockapi import Recorder, memory
 
 PAGES = {
     None: ([memory(id="m5", content="five"), memory(id="m4", content="four")], "c2"),

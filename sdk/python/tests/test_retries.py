@@ -2,7 +2,6 @@ import json
 
 import httpx
 import pytest
-from mockapi import MEMORY, Recorder
 
 from aimemory import (
     APIConnectionError,
@@ -12,6 +11,7 @@ from aimemory import (
     ValidationError,
 )
 from aimemory._core import INITIAL_BACKOFF, MAX_BACKOFF, backoff
+from tests.mockapi import MEMORY, Recorder
 
 RATE_LIMITED = httpx.Response(
     429, json={"detail": "Rate limit exceeded"}, headers={"Retry-After": "0"}

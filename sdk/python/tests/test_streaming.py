@@ -2,10 +2,10 @@ import json
 
 import httpx
 import pytest
-from mockapi import Recorder
 
 from aimemory import APIConnectionError, APIStatusError, ChatResponse
 from aimemory._core import ServerSentEvent, SSEDecoder
+from tests.mockapi import Recorder
 
 DONE = {
     "response": "Use dark mode.",
