@@ -83,10 +83,12 @@ class AsyncMemoryClient:
 
     @property
     def base_url(self) -> str:
+        """The service root the client calls, e.g. http://localhost:10000."""
         return self._settings.base_url
 
     @property
     def max_retries(self) -> int:
+        """How many times a call is retried after a 429, a 503 or a connection failure."""
         return self._settings.max_retries
 
     async def close(self) -> None:
@@ -229,6 +231,7 @@ class AsyncChatStream(AsyncIterator[str | ChatResponse]):
         return self._state.final
 
     async def close(self) -> None:
+        """Stop reading and release the connection (the rest of the answer is dropped)."""
         await self._items.aclose()
         await self._response.aclose()
 

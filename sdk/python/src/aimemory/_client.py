@@ -81,10 +81,12 @@ class MemoryClient:
 
     @property
     def base_url(self) -> str:
+        """The service root the client calls, e.g. http://localhost:10000."""
         return self._settings.base_url
 
     @property
     def max_retries(self) -> int:
+        """How many times a call is retried after a 429, a 503 or a connection failure."""
         return self._settings.max_retries
 
     def close(self) -> None:
@@ -227,6 +229,7 @@ class ChatStream(Iterator[str | ChatResponse]):
         return self._state.final
 
     def close(self) -> None:
+        """Stop reading and release the connection (the rest of the answer is dropped)."""
         self._items.close()
         self._response.close()
 
