@@ -244,3 +244,15 @@ async def test_async_client_has_the_same_methods(async_client):
     sync_methods = {n for n in dir(MemoryClient(api_key="k").memories) if not n.startswith("_")}
     async_methods = {n for n in dir(client.memories) if not n.startswith("_")}
     assert sync_methods == async_methods
+
+
+def test_an_httpx_timeout_sets_each_limit(sync_client):
+    recorder = Recorder(httpx.Response(200, json=MEMORY))
+    client = sync_client(recorder, timeout=httpx.Timeout(3.0, connect=0.5))
+
+    client.memories.get("m1")
+    client.memories.get("m1", timeout=httpx.Timeout(9.0))
+
+    first, second = (r.extensions["timeout"] for r in recorder.requests)
+    assert (first["connect"], first["read"]) == (0.5, 3.0)
+    assert (second["connect"], second["read"]) == (9.0, 9.0)

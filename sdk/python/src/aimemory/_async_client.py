@@ -18,6 +18,7 @@ from aimemory._core import (
     DEFAULT_MAX_RETRIES,
     ChatStreamState,
     Operation,
+    Timeout,
     build_request,
     error_for,
     parse_success,
@@ -63,10 +64,10 @@ class AsyncMemoryClient:
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         *,
-        long_timeout: float | None = None,
+        long_timeout: Timeout | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._settings = resolve_settings(
@@ -137,7 +138,7 @@ class AsyncMemoryClient:
         memory_limit: int | None = None,
         extract: bool = False,
         stream: Literal[False] = False,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ChatResponse: ...
 
     @overload
@@ -150,7 +151,7 @@ class AsyncMemoryClient:
         memory_limit: int | None = None,
         extract: bool = False,
         stream: Literal[True],
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> AsyncChatStream: ...
 
     async def chat(
@@ -162,7 +163,7 @@ class AsyncMemoryClient:
         memory_limit: int | None = None,
         extract: bool = False,
         stream: bool = False,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ChatResponse | AsyncChatStream:
         """Answer message with the user's memories in the system prompt.
 
@@ -257,7 +258,7 @@ class AsyncMemories:
         self,
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
         **fields: Unpack[MemoryFields],
     ) -> Memory:
         """Store one memory (user_id, content and type are required).
@@ -271,7 +272,7 @@ class AsyncMemories:
         memories: Iterable[Mapping[str, Any]],
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> builtins.list[Memory]:
         """Store 1 to 100 memories at once, all or nothing; returned in the same order.
 
@@ -280,7 +281,7 @@ class AsyncMemories:
         op = ops.create_many(memories, idempotency_key=idempotency_key, timeout=timeout)
         return await self._client._run(op)
 
-    async def get(self, memory_id: str | uuid.UUID, *, timeout: float | None = None) -> Memory:
+    async def get(self, memory_id: str | uuid.UUID, *, timeout: Timeout | None = None) -> Memory:
         """One live memory; NotFoundError if it does not exist or is not yours."""
         return await self._client._run(ops.get(memory_id, timeout=timeout))
 
@@ -288,14 +289,14 @@ class AsyncMemories:
         self,
         memory_id: str | uuid.UUID,
         *,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
         **fields: Unpack[MemoryFields],
     ) -> Memory:
         """Change the given fields of a live memory; updated_at moves."""
         return await self._client._run(ops.update(memory_id, fields, timeout=timeout))
 
     async def delete(
-        self, memory_id: str | uuid.UUID, *, timeout: float | None = None
+        self, memory_id: str | uuid.UUID, *, timeout: Timeout | None = None
     ) -> DeleteResult:
         """Delete a memory for good, in any state."""
         return await self._client._run(ops.delete(memory_id, timeout=timeout))
@@ -305,7 +306,7 @@ class AsyncMemories:
         ids: Iterable[str | uuid.UUID],
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> BatchDeleteResult:
         """Delete 1 to 100 memories for good, in one transaction."""
         op = ops.delete_many(ids, idempotency_key=idempotency_key, timeout=timeout)
@@ -316,7 +317,7 @@ class AsyncMemories:
         memory_id: str | uuid.UUID,
         *,
         user_id: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> Memory:
         """Mark a live memory deleted (kept for audit); with user_id, only that user's."""
         return await self._client._run(ops.soft_delete(memory_id, user_id=user_id, timeout=timeout))
@@ -325,7 +326,7 @@ class AsyncMemories:
         self,
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
         **fields: Unpack[MemoryFields],
     ) -> UpsertResult:
         """Create, or change the user's live memory with the same key (key is required).
@@ -335,12 +336,12 @@ class AsyncMemories:
         return await self._client._run(op)
 
     async def history(
-        self, memory_id: str | uuid.UUID, *, timeout: float | None = None
+        self, memory_id: str | uuid.UUID, *, timeout: Timeout | None = None
     ) -> builtins.list[HistoryEntry]:
         """Every version of a memory, oldest first."""
         return await self._client._run(ops.history(memory_id, timeout=timeout))
 
-    async def stats(self, *, user_id: str, timeout: float | None = None) -> MemoryStats:
+    async def stats(self, *, user_id: str, timeout: Timeout | None = None) -> MemoryStats:
         """Counts of a user's memories: live total, deleted, expired, by type and importance."""
         return await self._client._run(ops.stats(user_id=user_id, timeout=timeout))
 
@@ -354,7 +355,7 @@ class AsyncMemories:
         min_importance: int | None = None,
         min_score: float | None = None,
         max_chars: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ContextResult:
         """The memories that matter for query, best first, with relevance_score, and a
         context_summary ready to paste into a system prompt."""
@@ -377,7 +378,7 @@ class AsyncMemories:
         messages: Sequence[Message] | None = None,
         text: str | None = None,
         save: bool = False,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ExtractionResult:
         """Ask the LLM for candidate memories in a conversation (messages, or text as one
         user message); with save=True the valid ones are stored."""
@@ -393,7 +394,7 @@ class AsyncMemories:
         min_importance: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> MemoryPage:
         """One page of the user's live memories, newest first, and the next page's cursor
         (None on the last page). For callers who page themselves."""
@@ -417,7 +418,7 @@ class AsyncMemories:
         min_importance: int | None = None,
         page_size: int | None = None,
         limit: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> AsyncIterator[Memory]:
         """The user's live memories, newest first, fetched page by page (page_size, 1 to
         100, default 20) as you iterate; limit stops after that many."""
@@ -449,10 +450,10 @@ class AsyncGdpr:
     def __init__(self, client: AsyncMemoryClient) -> None:
         self._client = client
 
-    async def export(self, *, user_id: str, timeout: float | None = None) -> UserExport:
+    async def export(self, *, user_id: str, timeout: Timeout | None = None) -> UserExport:
         """Everything stored about user_id under your key's owner, in every state."""
         return await self._client._run(ops.gdpr_export(user_id=user_id, timeout=timeout))
 
-    async def erase(self, *, user_id: str, timeout: float | None = None) -> ErasureResult:
+    async def erase(self, *, user_id: str, timeout: Timeout | None = None) -> ErasureResult:
         """Erase everything stored about user_id under your key's owner."""
         return await self._client._run(ops.gdpr_erase(user_id=user_id, timeout=timeout))

@@ -16,6 +16,7 @@ from aimemory._core import (
     DEFAULT_MAX_RETRIES,
     ChatStreamState,
     Operation,
+    Timeout,
     build_request,
     error_for,
     parse_success,
@@ -61,10 +62,10 @@ class MemoryClient:
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         *,
-        long_timeout: float | None = None,
+        long_timeout: Timeout | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
         self._settings = resolve_settings(
@@ -135,7 +136,7 @@ class MemoryClient:
         memory_limit: int | None = None,
         extract: bool = False,
         stream: Literal[False] = False,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ChatResponse: ...
 
     @overload
@@ -148,7 +149,7 @@ class MemoryClient:
         memory_limit: int | None = None,
         extract: bool = False,
         stream: Literal[True],
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ChatStream: ...
 
     def chat(
@@ -160,7 +161,7 @@ class MemoryClient:
         memory_limit: int | None = None,
         extract: bool = False,
         stream: bool = False,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ChatResponse | ChatStream:
         """Answer message with the user's memories in the system prompt.
 
@@ -255,7 +256,7 @@ class Memories:
         self,
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
         **fields: Unpack[MemoryFields],
     ) -> Memory:
         """Store one memory (user_id, content and type are required).
@@ -269,7 +270,7 @@ class Memories:
         memories: Iterable[Mapping[str, Any]],
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> builtins.list[Memory]:
         """Store 1 to 100 memories at once, all or nothing; returned in the same order.
 
@@ -278,7 +279,7 @@ class Memories:
         op = ops.create_many(memories, idempotency_key=idempotency_key, timeout=timeout)
         return self._client._run(op)
 
-    def get(self, memory_id: str | uuid.UUID, *, timeout: float | None = None) -> Memory:
+    def get(self, memory_id: str | uuid.UUID, *, timeout: Timeout | None = None) -> Memory:
         """One live memory; NotFoundError if it does not exist or is not yours."""
         return self._client._run(ops.get(memory_id, timeout=timeout))
 
@@ -286,13 +287,13 @@ class Memories:
         self,
         memory_id: str | uuid.UUID,
         *,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
         **fields: Unpack[MemoryFields],
     ) -> Memory:
         """Change the given fields of a live memory; updated_at moves."""
         return self._client._run(ops.update(memory_id, fields, timeout=timeout))
 
-    def delete(self, memory_id: str | uuid.UUID, *, timeout: float | None = None) -> DeleteResult:
+    def delete(self, memory_id: str | uuid.UUID, *, timeout: Timeout | None = None) -> DeleteResult:
         """Delete a memory for good, in any state."""
         return self._client._run(ops.delete(memory_id, timeout=timeout))
 
@@ -301,7 +302,7 @@ class Memories:
         ids: Iterable[str | uuid.UUID],
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> BatchDeleteResult:
         """Delete 1 to 100 memories for good, in one transaction."""
         op = ops.delete_many(ids, idempotency_key=idempotency_key, timeout=timeout)
@@ -312,7 +313,7 @@ class Memories:
         memory_id: str | uuid.UUID,
         *,
         user_id: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> Memory:
         """Mark a live memory deleted (kept for audit); with user_id, only that user's."""
         return self._client._run(ops.soft_delete(memory_id, user_id=user_id, timeout=timeout))
@@ -321,7 +322,7 @@ class Memories:
         self,
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
         **fields: Unpack[MemoryFields],
     ) -> UpsertResult:
         """Create, or change the user's live memory with the same key (key is required).
@@ -331,12 +332,12 @@ class Memories:
         return self._client._run(op)
 
     def history(
-        self, memory_id: str | uuid.UUID, *, timeout: float | None = None
+        self, memory_id: str | uuid.UUID, *, timeout: Timeout | None = None
     ) -> builtins.list[HistoryEntry]:
         """Every version of a memory, oldest first."""
         return self._client._run(ops.history(memory_id, timeout=timeout))
 
-    def stats(self, *, user_id: str, timeout: float | None = None) -> MemoryStats:
+    def stats(self, *, user_id: str, timeout: Timeout | None = None) -> MemoryStats:
         """Counts of a user's memories: live total, deleted, expired, by type and importance."""
         return self._client._run(ops.stats(user_id=user_id, timeout=timeout))
 
@@ -350,7 +351,7 @@ class Memories:
         min_importance: int | None = None,
         min_score: float | None = None,
         max_chars: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ContextResult:
         """The memories that matter for query, best first, with relevance_score, and a
         context_summary ready to paste into a system prompt."""
@@ -373,7 +374,7 @@ class Memories:
         messages: Sequence[Message] | None = None,
         text: str | None = None,
         save: bool = False,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> ExtractionResult:
         """Ask the LLM for candidate memories in a conversation (messages, or text as one
         user message); with save=True the valid ones are stored."""
@@ -389,7 +390,7 @@ class Memories:
         min_importance: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> MemoryPage:
         """One page of the user's live memories, newest first, and the next page's cursor
         (None on the last page). For callers who page themselves."""
@@ -413,7 +414,7 @@ class Memories:
         min_importance: int | None = None,
         page_size: int | None = None,
         limit: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> Iterator[Memory]:
         """The user's live memories, newest first, fetched page by page (page_size, 1 to
         100, default 20) as you iterate; limit stops after that many."""
@@ -445,10 +446,10 @@ class Gdpr:
     def __init__(self, client: MemoryClient) -> None:
         self._client = client
 
-    def export(self, *, user_id: str, timeout: float | None = None) -> UserExport:
+    def export(self, *, user_id: str, timeout: Timeout | None = None) -> UserExport:
         """Everything stored about user_id under your key's owner, in every state."""
         return self._client._run(ops.gdpr_export(user_id=user_id, timeout=timeout))
 
-    def erase(self, *, user_id: str, timeout: float | None = None) -> ErasureResult:
+    def erase(self, *, user_id: str, timeout: Timeout | None = None) -> ErasureResult:
         """Erase everything stored about user_id under your key's owner."""
         return self._client._run(ops.gdpr_erase(user_id=user_id, timeout=timeout))

@@ -43,6 +43,8 @@ MAX_BACKOFF = 8.0
 # A Retry-After longer than this is not waited out: the RateLimitError is raised at once.
 MAX_RETRY_AFTER = 30.0
 RETRY_STATUSES = frozenset({429, 503})
+# Seconds, or an httpx.Timeout for separate connect, read, write and pool limits.
+Timeout = float | httpx.Timeout
 USER_AGENT = f"aimemory-python/{__version__}"
 
 
@@ -50,8 +52,8 @@ USER_AGENT = f"aimemory-python/{__version__}"
 class Settings:
     api_key: str
     base_url: str
-    timeout: float
-    long_timeout: float
+    timeout: Timeout
+    long_timeout: Timeout
     max_retries: int
 
 
@@ -59,8 +61,8 @@ def resolve_settings(
     *,
     api_key: str | None,
     base_url: str | None,
-    timeout: float | None,
-    long_timeout: float | None,
+    timeout: Timeout | None,
+    long_timeout: Timeout | None,
     max_retries: int,
 ) -> Settings:
     """The client's settings: arguments first, then AIMEMORY_API_KEY / AIMEMORY_BASE_URL."""
@@ -78,13 +80,13 @@ def resolve_settings(
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigurationError("max_retries must be an integer, 0 or more.")
     for name, value in (("timeout", timeout), ("long_timeout", long_timeout)):
-        if value is not None and value <= 0:
+        if isinstance(value, int | float) and value <= 0:
             raise ConfigurationError(f"{name} must be a positive number of seconds.")
     return Settings(
         api_key=api_key.strip(),
         base_url=base_url,
-        timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
-        long_timeout=LONG_TIMEOUT if long_timeout is None else float(long_timeout),
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        long_timeout=LONG_TIMEOUT if long_timeout is None else long_timeout,
         max_retries=max_retries,
     )
 
@@ -110,7 +112,7 @@ class Operation(Generic[T]):
     params: Mapping[str, Any] | None = None
     body: Any = None
     long: bool = False
-    timeout: float | None = None
+    timeout: Timeout | None = None
     resendable: bool = True
     idempotency_key: str | None = None
     stream: bool = False
@@ -123,7 +125,7 @@ def write_operation(
     parse: Callable[[httpx.Response], T],
     *,
     idempotency_key: str | None,
-    timeout: float | None,
+    timeout: Timeout | None,
 ) -> Operation[T]:
     """A POST that the API deduplicates by Idempotency-Key: the key is made once here, so
     every retry of this call carries the same one."""
@@ -164,7 +166,9 @@ def build_request(
     if op.stream:
         headers["Accept"] = "text/event-stream"
     headers.update(op.headers)
-    timeout = op.timeout or (settings.long_timeout if op.long else settings.timeout)
+    timeout = op.timeout
+    if timeout is None:
+        timeout = settings.long_timeout if op.long else settings.timeout
     return http.build_request(
         op.method,
         settings.base_url + op.path,

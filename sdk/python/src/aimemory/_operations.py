@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from aimemory._core import Operation, write_operation
+from aimemory._core import Operation, Timeout, write_operation
 from aimemory._models import (
     BatchDeleteResult,
     ChatResponse,
@@ -53,7 +53,7 @@ def without_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create(
-    fields: Mapping[str, Any], *, idempotency_key: str | None, timeout: float | None
+    fields: Mapping[str, Any], *, idempotency_key: str | None, timeout: Timeout | None
 ) -> Operation[Memory]:
     return write_operation(
         "/api/v1/memory",
@@ -69,7 +69,7 @@ def _batch_memories(response: httpx.Response) -> list[Memory]:
 
 
 def create_many(
-    items: Iterable[Mapping[str, Any]], *, idempotency_key: str | None, timeout: float | None
+    items: Iterable[Mapping[str, Any]], *, idempotency_key: str | None, timeout: Timeout | None
 ) -> Operation[list[Memory]]:
     body = {"memories": [dict(item) for item in items]}
     return write_operation(
@@ -81,12 +81,12 @@ def create_many(
     )
 
 
-def get(memory_id: str | uuid.UUID, *, timeout: float | None) -> Operation[Memory]:
+def get(memory_id: str | uuid.UUID, *, timeout: Timeout | None) -> Operation[Memory]:
     return Operation("GET", memory_path(memory_id), model(Memory), timeout=timeout)
 
 
 def update(
-    memory_id: str | uuid.UUID, fields: Mapping[str, Any], *, timeout: float | None
+    memory_id: str | uuid.UUID, fields: Mapping[str, Any], *, timeout: Timeout | None
 ) -> Operation[Memory]:
     # PATCH sets fields to values: sending it twice leaves the same memory.
     return Operation(
@@ -94,12 +94,12 @@ def update(
     )
 
 
-def delete(memory_id: str | uuid.UUID, *, timeout: float | None) -> Operation[DeleteResult]:
+def delete(memory_id: str | uuid.UUID, *, timeout: Timeout | None) -> Operation[DeleteResult]:
     return Operation("DELETE", memory_path(memory_id), model(DeleteResult), timeout=timeout)
 
 
 def delete_many(
-    ids: Iterable[str | uuid.UUID], *, idempotency_key: str | None, timeout: float | None
+    ids: Iterable[str | uuid.UUID], *, idempotency_key: str | None, timeout: Timeout | None
 ) -> Operation[BatchDeleteResult]:
     body = {"ids": [str(memory_id) for memory_id in ids]}
     return write_operation(
@@ -112,7 +112,7 @@ def delete_many(
 
 
 def soft_delete(
-    memory_id: str | uuid.UUID, *, user_id: str | None, timeout: float | None
+    memory_id: str | uuid.UUID, *, user_id: str | None, timeout: Timeout | None
 ) -> Operation[Memory]:
     return Operation(
         "DELETE",
@@ -124,7 +124,7 @@ def soft_delete(
 
 
 def upsert(
-    fields: Mapping[str, Any], *, idempotency_key: str | None, timeout: float | None
+    fields: Mapping[str, Any], *, idempotency_key: str | None, timeout: Timeout | None
 ) -> Operation[UpsertResult]:
     return write_operation(
         "/api/v1/memory/upsert",
@@ -139,11 +139,13 @@ def _history(response: httpx.Response) -> list[HistoryEntry]:
     return HISTORY.validate_json(response.content)
 
 
-def history(memory_id: str | uuid.UUID, *, timeout: float | None) -> Operation[list[HistoryEntry]]:
+def history(
+    memory_id: str | uuid.UUID, *, timeout: Timeout | None
+) -> Operation[list[HistoryEntry]]:
     return Operation("GET", memory_path(memory_id, "/history"), _history, timeout=timeout)
 
 
-def stats(*, user_id: str, timeout: float | None) -> Operation[MemoryStats]:
+def stats(*, user_id: str, timeout: Timeout | None) -> Operation[MemoryStats]:
     return Operation(
         "GET",
         "/api/v1/memory/stats",
@@ -168,7 +170,7 @@ def list_page(
     min_importance: int | None,
     page_size: int | None,
     cursor: str | None,
-    timeout: float | None,
+    timeout: Timeout | None,
 ) -> Operation[MemoryPage]:
     params = without_none(
         {
@@ -192,7 +194,7 @@ def context(
     min_importance: int | None,
     min_score: float | None,
     max_chars: int | None,
-    timeout: float | None,
+    timeout: Timeout | None,
 ) -> Operation[ContextResult]:
     body = without_none(
         {
@@ -217,7 +219,7 @@ def extract(
     messages: Sequence[Message] | None,
     text: str | None,
     save: bool,
-    timeout: float | None,
+    timeout: Timeout | None,
 ) -> Operation[ExtractionResult]:
     body = without_none(
         {
@@ -247,7 +249,7 @@ def chat(
     memory_limit: int | None,
     extract: bool,
     stream: bool,
-    timeout: float | None,
+    timeout: Timeout | None,
 ) -> Operation[ChatResponse]:
     body = without_none(
         {
@@ -271,7 +273,7 @@ def chat(
     )
 
 
-def gdpr_export(*, user_id: str, timeout: float | None) -> Operation[UserExport]:
+def gdpr_export(*, user_id: str, timeout: Timeout | None) -> Operation[UserExport]:
     return Operation(
         "GET",
         "/api/v1/gdpr/export",
@@ -282,7 +284,7 @@ def gdpr_export(*, user_id: str, timeout: float | None) -> Operation[UserExport]
     )
 
 
-def gdpr_erase(*, user_id: str, timeout: float | None) -> Operation[ErasureResult]:
+def gdpr_erase(*, user_id: str, timeout: Timeout | None) -> Operation[ErasureResult]:
     # Erasing twice erases nothing more: safe to send again.
     return Operation(
         "DELETE",
