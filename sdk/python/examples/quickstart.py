@@ -6,29 +6,15 @@ from aimemory import MemoryClient
 
 memory = MemoryClient()  # reads AIMEMORY_API_KEY and AIMEMORY_BASE_URL
 memory.memories.create(
-    user_id="user_123",
-    type="preference",
-    content="User prefers dark mode and works in fintech",
-    key="ui_theme",
-    value="dark",
-    importance=4,
+    user_id="user_123", type="preference", content="Prefers dark mode, works in fintech"
 )
 
 question = "What theme should I use for the UI?"
 context = memory.memories.context(user_id="user_123", query=question, limit=5)
-system_prompt = f"""You are a helpful assistant.
+system = f"You are a helpful assistant.\n\nUser context:\n{context.context_summary}"
 
-User Context:
-{context.context_summary}
-
-Use this context to personalize your responses."""
-
-llm = OpenAI()
-answer = llm.chat.completions.create(
+answer = OpenAI().chat.completions.create(
     model="gpt-4o-mini",
-    messages=[
-        {"role": "system", "content": system_prompt},
-        {"role": "user", "content": question},
-    ],
+    messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
 )
 print(answer.choices[0].message.content)
