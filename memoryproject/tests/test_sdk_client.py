@@ -197,6 +197,7 @@ def test_api_errors_arrive_as_typed_exceptions(service, api_key_text, user_id):
             client.memories.create(user_id=user_id, type="opinion", content="x", importance=9)
         assert caught.value.status_code == 400
         assert {"type", "importance"} <= set(caught.value.errors)
+        assert caught.value.detail.startswith(("type: ", "importance: "))
         assert list(client.memories.list(user_id=user_id)) == []  # nothing was stored
 
         mine = client.memories.create(user_id=user_id, type="fact", content="Private")
