@@ -25,6 +25,18 @@ def record_event(
     )
 
 
+def record_events(
+    *, event: str, owner_id: str, actor: str, targets: list[str], details: dict | None = None
+) -> None:
+    """Append one audit event per target, in one statement (same rules as record_event)."""
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            event=event, owner_id=owner_id, actor=actor, target=target, details=details or {}
+        )
+        for target in targets
+    )
+
+
 def create_api_key(
     *, owner_id: str, rate_limit_per_minute: int = 60, metadata: dict | None = None
 ) -> IssuedKey:

@@ -67,6 +67,11 @@ def index_keys() -> list[bytes]:
     return [_derive(k, b"memory-term-index-v1") for k in settings.ENCRYPTION_KEYS]
 
 
+def request_hash_key() -> bytes:
+    """Key for hashing requests sent with an Idempotency-Key (primary encryption key)."""
+    return _derive(settings.ENCRYPTION_KEYS[0], b"idempotency-request-v1")
+
+
 def keyed_hash64(key: bytes, message: bytes) -> int:
     """First 8 bytes of HMAC-SHA256 as a signed 64-bit integer (fits a bigint column)."""
     digest = hmac.new(key, message, hashlib.sha256).digest()

@@ -1,6 +1,6 @@
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -233,6 +233,25 @@ class Memory(models.Model):
         self.content_chars = len(self.content.strip()) and len(self.content)
         self.value_bytes = json_size(self.value) if self.value is not None else 0
 
+    def apply_ttl(self) -> None:
+        """expires_at = created_at + ttl_seconds, when the memory has a TTL."""
+        if self.ttl_seconds is not None:
+            self.expires_at = self.created_at + timedelta(seconds=self.ttl_seconds)
+
+    def snapshot(self) -> dict:
+        """What a version of this memory records (MemoryVersion.SNAPSHOT_FIELDS), as JSON."""
+        expires_at = self.expires_at.isoformat() if self.expires_at else None
+        return {
+            "type": self.type,
+            "content": self.content,
+            "key": self.key,
+            "value": self.value,
+            "importance": self.importance,
+            "confidence": float(self.confidence),
+            "metadata": self.metadata,
+            "expires_at": expires_at,
+        }
+
     def is_expired(self, at: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (at or timezone.now())
 
@@ -297,3 +316,85 @@ class MemoryEmbedding(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["owner_id", "user_id"], name="memoryembedding_scope")]
+
+
+# History keeps the newest versions of each memory; older ones are dropped as new ones
+# come, so reading a memory's history costs at most this many rows however often it
+# changed.
+MAX_VERSIONS_PER_MEMORY = 100
+
+
+class MemoryVersion(models.Model):
+    """One version of a memory: a full snapshot, encrypted as one token, written in the
+    transaction that made the change. Removed with the memory (hard delete, GDPR)."""
+
+    class Event(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        SOFT_DELETED = "soft_deleted"
+
+    # The fields a version shows, in the order the API lists them.
+    SNAPSHOT_FIELDS = (
+        "type", "content", "key", "value", "importance", "confidence", "metadata", "expires_at",
+    )  # fmt: skip
+
+    id = models.BigAutoField(primary_key=True)
+    memory = models.ForeignKey(
+        Memory,
+        on_delete=models.CASCADE,
+        related_name="versions",
+        db_constraint=False,  # see MemoryTerm.memory
+    )
+    owner_id = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=255)
+    version = models.PositiveIntegerField()
+    event = models.CharField(max_length=16, choices=Event.choices)
+    recorded_at = models.DateTimeField()
+    snapshot = EncryptedJSONField(help_text="SNAPSHOT_FIELDS of the memory, as JSON.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["memory", "version"], name="memoryversion_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["owner_id", "user_id"], name="memoryversion_scope"),
+        ]
+
+
+class IdempotentRequest(models.Model):
+    """A write sent with an Idempotency-Key: first a claim (the request is running),
+    then the kept response. Unique per owner and key; kept 24 hours."""
+
+    id = models.BigAutoField(primary_key=True)
+    owner_id = models.CharField(max_length=255)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(
+        max_length=64, help_text="Keyed hash of method, path and parsed JSON body."
+    )
+    claim = models.UUIDField(help_text="Which running request holds the key.")
+    claimed_until = models.DateTimeField(
+        help_text="While running: after this moment the claim is presumed dead (a crashed "
+        "worker) and the next request with the key takes it over."
+    )
+    response_status = models.PositiveSmallIntegerField(null=True, help_text="NULL: running.")
+    response_body = EncryptedJSONField(null=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner_id", "key"], name="idempotentrequest_unique"),
+        ]
+
+
+class IdempotentRequestUser(models.Model):
+    """An end user whose data a kept response holds, so that erasing the user erases it."""
+
+    request = models.ForeignKey(IdempotentRequest, on_delete=models.CASCADE, related_name="users")
+    owner_id = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner_id", "user_id"], name="idempotentrequestuser_scope"),
+        ]

@@ -1,6 +1,6 @@
 import copy
 import math
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
@@ -14,6 +14,7 @@ from memories.models import (
     IngestionMode,
     Memory,
     MemoryType,
+    MemoryVersion,
     json_size,
 )
 from memories.rules import parse_rule
@@ -334,7 +335,10 @@ class MemorySerializer(JsonObjectSerializer):
         if ttl is None:
             attrs.setdefault("expires_at", None)
             return
-        created_at = self.instance.created_at if self.instance else self.context["now"]
+        # A new memory's clock is the service's; this one only checks expires_at against
+        # the TTL (within TTL_TOLERANCE), and the service derives the stored expiry.
+        created_at = self.instance.created_at if self.instance else self.context.get("now")
+        created_at = created_at or timezone.now()
         try:
             computed = created_at + timedelta(seconds=ttl)
         except OverflowError:
@@ -468,4 +472,106 @@ def memory_payload(memory: Memory) -> dict:
         "is_deleted": memory.is_deleted,
         "created_at": iso_datetime(memory.created_at),
         "updated_at": iso_datetime(memory.updated_at),
+    }
+
+
+# --- API v1.1 -------------------------------------------------------------------------
+
+MAX_BATCH = 100
+
+
+class MemoryBatchSerializer(JsonObjectSerializer):
+    """Up to 100 memories to create at once, all or nothing."""
+
+    # Each item runs through MemorySerializer, exactly as a single create does; ListField
+    # reports errors by item index, for the bad items only.
+
+    memories = serializers.ListField(
+        child=MemorySerializer(),
+        min_length=1,
+        max_length=MAX_BATCH,
+        help_text="1 to 100 memories, each exactly a `POST /api/v1/memory` body. All or "
+        'nothing: errors are `{"memories": {"<index>": {<field>: [messages]}}}`.',
+    )
+
+
+class MemoryBatchResponseSerializer(serializers.Serializer):
+    memories = MemorySerializer(many=True, help_text="The stored memories, in request order.")
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID written as a JSON string (DRF also takes integers)."""
+
+    default_error_messages = {"invalid": "Must be a valid UUID."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class MemoryBatchDeleteSerializer(JsonObjectSerializer):
+    ids = serializers.ListField(
+        child=StrictUUIDField(),
+        min_length=1,
+        max_length=MAX_BATCH,
+        help_text="1 to 100 memory ids; a repeated id counts once. One malformed id is a 400 "
+        "and nothing is deleted.",
+    )
+
+
+class MemoryBatchDeleteResponseSerializer(serializers.Serializer):
+    deleted = serializers.ListField(
+        child=serializers.UUIDField(), help_text="Hard-deleted now, in request order."
+    )
+    not_found = serializers.ListField(
+        child=serializers.UUIDField(),
+        help_text="No such memory for this owner (another owner's id looks the same).",
+    )
+
+
+class MemoryUpsertSerializer(MemorySerializer):
+    """A create body in which key is required."""
+
+    key = StrictCharField(
+        max_length=255,
+        trim_whitespace=False,
+        help_text="Required and non-empty: the user's newest live memory with this key is "
+        "updated, or a memory is created.",
+    )
+
+
+class MemoryUpsertResponseSerializer(serializers.Serializer):
+    result = serializers.ChoiceField(
+        choices=["created", "updated", "unchanged"],
+        help_text="unchanged: every given field already had that value; nothing was written "
+        "and `updated_at` did not move.",
+    )
+    memory = MemorySerializer()
+
+
+class MemoryVersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="1 for the creation, then one per change.")
+    event = serializers.ChoiceField(choices=MemoryVersion.Event.choices)
+    recorded_at = serializers.DateTimeField(help_text="When the change was made.")
+    type = serializers.ChoiceField(choices=MemoryType.choices)
+    content = serializers.CharField()
+    key = serializers.CharField(allow_null=True)
+    value = ValueField(allow_null=True)
+    importance = serializers.IntegerField(allow_null=True)
+    confidence = serializers.FloatField()
+    metadata = serializers.DictField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+def version_payload(version: MemoryVersion) -> dict:
+    """MemoryVersionSerializer's shape (test_serializers.py keeps the two equal)."""
+    snapshot = version.snapshot
+    expires_at = snapshot["expires_at"]
+    return {
+        "version": version.version,
+        "event": version.event,
+        "recorded_at": iso_datetime(version.recorded_at),
+        **{name: snapshot[name] for name in MemoryVersion.SNAPSHOT_FIELDS},
+        "expires_at": iso_datetime(datetime.fromisoformat(expires_at)) if expires_at else None,
     }

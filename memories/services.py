@@ -1,20 +1,31 @@
 import base64
 import binascii
 import functools
+import hashlib
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Q
+from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
 from apikeys.models import AuditEvent
-from apikeys.services import record_event
+from apikeys.services import record_event, record_events
 from memories import crypto, embeddings, text
-from memories.models import Memory, MemoryEmbedding, MemoryTerm, MemoryType
+from memories.models import (
+    MAX_VERSIONS_PER_MEMORY,
+    Memory,
+    MemoryEmbedding,
+    MemoryTerm,
+    MemoryType,
+    MemoryVersion,
+)
+from memories.serializers import MetadataField
 
 # Fields whose change rewrites the memory's index rows (expiry is copied into them).
 INDEXED_FIELDS = {"content", "type", "key", "value", "ttl_seconds", "expires_at"}
@@ -79,6 +90,11 @@ def _prepare_index(memory: Memory) -> dict[int, int]:
 
 _TERM_COLUMNS = ("memory", "owner_id", "user_id", "term", "tf", "doc_length", "expires_at")
 _TERM_SELECT = "SELECT %s, %s, %s, UNNEST(%s::bigint[]), UNNEST(%s::integer[]), %s, %s"
+# The index rows of many memories as seven parallel arrays, one element per row.
+_TERM_ARRAYS = (
+    "SELECT * FROM UNNEST(%s::uuid[], %s::varchar[], %s::varchar[], %s::bigint[], "
+    "%s::integer[], %s::integer[], %s::timestamptz[])"
+)
 
 
 # The statements' text depends only on the database; built once per process, not per write.
@@ -88,16 +104,32 @@ def _term_columns(alias: str) -> str:
     return ", ".join(quote(MemoryTerm._meta.get_field(name).column) for name in _TERM_COLUMNS)
 
 
-@functools.cache
-def _create_sql(alias: str) -> str:
-    """PostgreSQL: the memory and its index rows in one statement (a data-modifying CTE)."""
+def _insert_values_sql(model, alias: str, rows: int) -> str:
+    """INSERT INTO model's table (every concrete column but an auto id) VALUES, rows times."""
     quote = connections[alias].ops.quote_name
-    fields = Memory._meta.concrete_fields
+    fields = _insert_fields(model)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     return (
-        f"WITH inserted AS (INSERT INTO {quote(Memory._meta.db_table)} "
-        f"({', '.join(quote(field.column) for field in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})) "
-        f"INSERT INTO {quote(MemoryTerm._meta.db_table)} ({_term_columns(alias)}) {_TERM_SELECT}"
+        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"({', '.join(quote(field.column) for field in fields)}) VALUES {', '.join([row] * rows)}"
+    )
+
+
+@functools.cache
+def _insert_fields(model) -> list:
+    """The columns an INSERT gives: all but a database-generated id."""
+    return [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+
+
+@functools.cache
+def _create_sql(alias: str, count: int) -> str:
+    """PostgreSQL: count memories, their first versions and all their index rows in one
+    statement (data-modifying CTEs): one round trip, atomic by itself, whatever count is."""
+    quote = connections[alias].ops.quote_name
+    return (
+        f"WITH inserted AS ({_insert_values_sql(Memory, alias, count)}), "
+        f"versions AS ({_insert_values_sql(MemoryVersion, alias, count)}) "
+        f"INSERT INTO {quote(MemoryTerm._meta.db_table)} ({_term_columns(alias)}) {_TERM_ARRAYS}"
     )
 
 
@@ -116,6 +148,21 @@ def _term_select_params(memory: Memory, terms: dict[int, int], db) -> list:
     parameters however many terms there are."""
     memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory, db)
     return [memory_id, owner_id, user_id, list(terms), list(terms.values()), doc_length, expires_at]
+
+
+def _term_array_params(memories: list[Memory], terms: list[dict[int, int]], db) -> list:
+    """_TERM_ARRAYS's parameters: seven arrays holding the index rows of every memory."""
+    columns: list[list] = [[] for _ in _TERM_COLUMNS]
+    for memory, memory_terms in zip(memories, terms, strict=True):
+        memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory, db)
+        for term, tf in memory_terms.items():
+            for column, value in zip(
+                columns,
+                (memory_id, owner_id, user_id, term, tf, doc_length, expires_at),
+                strict=True,
+            ):
+                column.append(value)
+    return columns
 
 
 def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
@@ -144,20 +191,32 @@ def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
             cursor.execute(sql, [value for row in chunk for value in row])
 
 
-def _insert_memory_with_terms(memory: Memory, terms: dict[int, int], db) -> None:
-    """PostgreSQL: the memory and its index rows in one statement, atomic by itself: one
-    round trip where BEGIN, two INSERTs and COMMIT took four. The values go through each
-    field's own preparation, so encryption is the model's."""
-    memory.measure_content()
-    values = [
-        field.get_db_prep_save(field.pre_save(memory, True), db)
-        for field in Memory._meta.concrete_fields
+def _row_values(instance, db) -> list:
+    """The instance's column values as its fields prepare them (encryption included)."""
+    return [
+        field.get_db_prep_save(field.pre_save(instance, True), db)
+        for field in _insert_fields(type(instance))
     ]
-    # As Model.save(): a failure inside an outer atomic block marks it for rollback.
-    with transaction.mark_for_rollback_on_error(db.alias), db.cursor() as cursor:
-        cursor.execute(_create_sql(db.alias), [*values, *_term_select_params(memory, terms, db)])
-    memory._state.adding = False
-    memory._state.db = db.alias
+
+
+def _insert_created(memories: list[Memory], versions: list, terms: list[dict[int, int]]) -> None:
+    """Write new memories, their first versions and their index rows, all or nothing."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
+        params = [value for memory in memories for value in _row_values(memory, db)]
+        params += [value for version in versions for value in _row_values(version, db)]
+        params += _term_array_params(memories, terms, db)
+        # As Model.save(): a failure inside an outer atomic block marks it for rollback.
+        with transaction.mark_for_rollback_on_error(db.alias), db.cursor() as cursor:
+            cursor.execute(_create_sql(db.alias, len(memories)), params)
+        for instance in (*memories, *versions):
+            instance._state.adding, instance._state.db = False, db.alias
+        return
+    with transaction.atomic():
+        Memory.objects.bulk_create(memories)
+        MemoryVersion.objects.bulk_create(versions)
+        for memory, memory_terms in zip(memories, terms, strict=True):
+            _insert_terms(memory, memory_terms)
 
 
 def reindex_memory(*, memory_id) -> bool:
@@ -177,21 +236,79 @@ def reindex_memory(*, memory_id) -> bool:
     return True
 
 
-def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> Memory:
-    """Store one validated memory and its index rows in one transaction."""
+def create_memories(
+    *, owner_id: str, items: list[dict], now: datetime | None = None
+) -> list[Memory]:
+    """Store validated memories with their index rows and first versions, all or nothing.
+    Every create goes through here (a single create is a batch of one); the clock is read
+    once, here (`now` only backdates test and evaluation data)."""
     now = now or timezone.now()
-    memory = Memory(owner_id=owner_id, created_at=now, updated_at=now, **data)
-    terms = _prepare_index(memory)
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor == "postgresql" and terms:
-        _insert_memory_with_terms(memory, terms, db)
-    else:
-        with transaction.atomic():
-            memory.save(force_insert=True)
-            _insert_terms(memory, terms)
+    memories, versions, terms = [], [], []
+    for data in items:
+        memory = Memory(owner_id=owner_id, created_at=now, updated_at=now, **data)
+        memory.apply_ttl()
+        memory.measure_content()
+        terms.append(_prepare_index(memory))
+        memories.append(memory)
+        versions.append(_version(memory, event=MemoryVersion.Event.CREATED, number=1))
+    _insert_created(memories, versions, terms)
     # The embeddings API is a network call: never inside a write transaction.
-    transaction.on_commit(lambda: embeddings.store_embedding(memory))
-    return memory
+    for memory in memories:
+        transaction.on_commit(functools.partial(embeddings.store_embedding, memory))
+    return memories
+
+
+def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> Memory:
+    """Store one validated memory (a batch of one)."""
+    return create_memories(owner_id=owner_id, items=[data], now=now)[0]
+
+
+def _version(memory: Memory, *, event: str, number: int) -> MemoryVersion:
+    return MemoryVersion(
+        memory=memory,
+        owner_id=memory.owner_id,
+        user_id=memory.user_id,
+        version=number,
+        event=event,
+        recorded_at=memory.updated_at,
+        snapshot=memory.snapshot(),
+    )
+
+
+@functools.cache
+def _next_version_sql(alias: str) -> str:
+    """Append a version numbered one past the memory's newest (the caller holds the
+    memory's row lock, so numbers cannot race)."""
+    quote = connections[alias].ops.quote_name
+    table = quote(MemoryVersion._meta.db_table)
+    fields = _insert_fields(MemoryVersion)
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(
+        "COALESCE(MAX(version), 0) + 1" if field.name == "version" else "%s" for field in fields
+    )
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {values} FROM {table} "
+        f"WHERE memory_id = %s RETURNING version"
+    )
+
+
+def _record_version(memory: Memory, *, event: str) -> None:
+    """Inside the change's transaction: add the memory's state as its newest version."""
+    db = connections[DEFAULT_DB_ALIAS]
+    version = _version(memory, event=event, number=0)
+    fields = _insert_fields(MemoryVersion)
+    params = [
+        field.get_db_prep_save(field.pre_save(version, True), db)
+        for field in fields
+        if field.name != "version"
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(_next_version_sql(db.alias), [*params, memory.pk])
+        (number,) = cursor.fetchone()
+    if number > MAX_VERSIONS_PER_MEMORY:
+        MemoryVersion.objects.filter(
+            memory_id=memory.pk, version__lte=number - MAX_VERSIONS_PER_MEMORY
+        ).delete()
 
 
 def _lock_current(memory: Memory) -> Memory:
@@ -238,6 +355,7 @@ def update_memory(*, memory: Memory, data: dict) -> Memory:
             terms = _prepare_index(memory)
             changed |= {"term_count", "index_version", "content_hash"}
         memory.save(update_fields=changed)
+        _record_version(memory, event=MemoryVersion.Event.UPDATED)
         if reindex:
             MemoryTerm.objects.filter(memory=memory).delete()
             _insert_terms(memory, terms)
@@ -253,6 +371,7 @@ def soft_delete_memory(*, memory: Memory) -> Memory:
         memory.is_deleted = True
         memory.updated_at = timezone.now()
         memory.save(update_fields=["is_deleted", "updated_at"])
+        _record_version(memory, event=MemoryVersion.Event.SOFT_DELETED)
         MemoryTerm.objects.filter(memory=memory).delete()
         MemoryEmbedding.objects.filter(memory=memory).delete()
     return memory
@@ -272,6 +391,106 @@ def hard_delete_memory(*, memory: Memory, actor: str) -> None:
             actor=actor,
             target=memory_id,
         )
+
+
+def hard_delete_memories(
+    *, owner_id: str, ids: list[uuid.UUID], actor: str
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """Remove the owner's memories among ids, each as hard_delete_memory does, in one
+    transaction; (deleted, not found) in the order given, each id once."""
+    ids = list(dict.fromkeys(ids))
+    with transaction.atomic():
+        # Locked in one order, so two overlapping batches cannot deadlock; locked before
+        # the cascade for the reason hard_delete_memory gives.
+        rows = Memory.objects.for_owner(owner_id).filter(pk__in=ids).order_by("pk")
+        found = set(rows.select_for_update().values_list("pk", flat=True))
+        if found:
+            # only(): deleting must not decrypt what it removes.
+            Memory.objects.filter(pk__in=found).only("pk").delete()
+            record_events(
+                event=AuditEvent.Event.MEMORY_HARD_DELETED,
+                owner_id=owner_id,
+                actor=actor,
+                targets=[str(pk) for pk in ids if pk in found],
+            )
+    return [pk for pk in ids if pk in found], [pk for pk in ids if pk not in found]
+
+
+def find_duplicate(*, owner_id: str, user_id: str, content: str) -> Memory | None:
+    """A live memory of the user whose content is the same up to case and spacing."""
+    digest = content_hash(owner_id=owner_id, user_id=user_id, content=content)
+    rows = Memory.objects.for_owner(owner_id).live().filter(user_id=user_id)
+    return rows.filter(content_hash=digest).first()
+
+
+class UpsertResult(NamedTuple):
+    result: str  # "created", "updated" or "unchanged"
+    memory: Memory
+
+
+def _upsert_lock_id(owner_id: str, user_id: str, key: str) -> int:
+    message = "\x1f".join((owner_id, user_id, key)).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(message, digest_size=8).digest(), "big", signed=True)
+
+
+def _lock_upsert(*, owner_id: str, user_id: str, key: str) -> None:
+    """Inside a transaction: serialise upserts of one (owner, user, key) until it ends,
+    across workers and hosts, without locking a table. Two triples whose hashes collide
+    only wait for each other."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s)", [_upsert_lock_id(owner_id, user_id, key)]
+            )
+        else:
+            # SQLite has one writer at a time: take the write lock now, before reading,
+            # so that the read below and the write after it cannot interleave with another.
+            table = db.ops.quote_name(Memory._meta.db_table)
+            cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")
+
+
+def _same(current, given) -> bool:
+    """Equal as JSON: 1, 1.0 and true are three different values."""
+    if isinstance(current, (dict, list, bool, int, float, str)) or current is None:
+        return json.dumps(current, sort_keys=True) == json.dumps(given, sort_keys=True)
+    return current == given
+
+
+def upsert_memory(*, owner_id: str, data: dict, merge_metadata: bool = False) -> UpsertResult:
+    """Change the user's newest live memory with data's key to the fields data gives, or
+    create one. Nothing is written when every given field already has its value.
+    merge_metadata: add the given metadata to the current one instead of replacing it."""
+    user_id, key = data["user_id"], data["key"]
+    with transaction.atomic():
+        _lock_upsert(owner_id=owner_id, user_id=user_id, key=key)
+        rows = Memory.objects.for_owner(owner_id).live().filter(user_id=user_id, key=key)
+        # Locked: a PATCH of the same memory waits, so the comparison below stays true.
+        existing = rows.select_for_update().order_by("-created_at", "-pk").first()
+        if existing is None:
+            return UpsertResult("created", create_memory(owner_id=owner_id, data=data))
+        wanted = {name: value for name, value in data.items() if name != "user_id"}
+        if wanted.get("ttl_seconds") is not None:
+            # As PATCH: a TTL counts from the memory's creation, not from this request.
+            wanted["expires_at"] = existing.created_at + timedelta(seconds=wanted["ttl_seconds"])
+        if merge_metadata and "metadata" in wanted:
+            wanted["metadata"] = merged_metadata(existing.metadata, wanted["metadata"])
+        changes = {
+            name: value
+            for name, value in wanted.items()
+            if not _same(getattr(existing, name), value)
+        }
+        if not changes:
+            return UpsertResult("unchanged", existing)
+        return UpsertResult("updated", update_memory(memory=existing, data=changes))
+
+
+def merged_metadata(current: dict, extra: dict) -> dict:
+    """current plus extra, unless that breaks the metadata limits: then current as is."""
+    try:
+        return MetadataField().run_validation({**current, **extra})
+    except serializers.ValidationError:
+        return current
 
 
 def memory_stats(*, owner_id: str, user_id: str) -> dict:

@@ -1,6 +1,7 @@
 import uuid
 
 from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -13,42 +14,65 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from memories import services
-from memories.models import Memory
+from memories.idempotency import HEADER, KEY_ERROR, REPLAYED_HEADER, idempotent
+from memories.models import Memory, MemoryVersion
 from memories.retrieval import build_summary, retrieve_context
 from memories.serializers import (
     ContextRequestSerializer,
     ContextResponseSerializer,
+    MemoryBatchDeleteResponseSerializer,
+    MemoryBatchDeleteSerializer,
+    MemoryBatchResponseSerializer,
+    MemoryBatchSerializer,
     MemoryListQuerySerializer,
     MemorySerializer,
     MemoryStatsSerializer,
+    MemoryUpsertResponseSerializer,
+    MemoryUpsertSerializer,
+    MemoryVersionSerializer,
     OptionalUserQuerySerializer,
     UserQuerySerializer,
     memory_payload,
-    now_context,
+    version_payload,
 )
 from memoryproject.schema import error_responses
 
 TAGS = ["memories"]
 
 
-def parse_memory_id(memory_id: str) -> uuid.UUID:
-    """A path's memory id; a malformed one is a 404, like an id that does not exist."""
-    try:
-        return uuid.UUID(memory_id)
-    except ValueError:
-        raise NotFound() from None
-
-
-def get_live_memory(request, memory_id: str, user_id: str | None = None) -> Memory:
+def get_live_memory(request, memory_id: uuid.UUID, user_id: str | None = None) -> Memory:
     """The caller's live memory, or 404 exactly like a memory that never existed."""
-    parsed = parse_memory_id(memory_id)
-    rows = Memory.objects.for_owner(request.auth.owner_id).live().filter(pk=parsed)
+    rows = Memory.objects.for_owner(request.auth.owner_id).live().filter(pk=memory_id)
     if user_id is not None:
         rows = rows.filter(user_id=user_id)
     memory = rows.first()
     if memory is None:
         raise NotFound()
     return memory
+
+
+IDEMPOTENCY_PARAMETERS = [
+    OpenApiParameter(
+        HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        required=False,
+        pattern=r"^[\x21-\x7e]{1,255}$",
+        description="Makes the write safe to retry: the first 2xx response is kept for 24 "
+        "hours and replayed for the same key, method, path and JSON body (compared after "
+        "parsing), with `Idempotent-Replayed: true`. The same key with another request is a "
+        "422; while the first request runs, a 409. Keys are scoped to the owner. "
+        + KEY_ERROR.replace("Must be", "Value:"),
+    ),
+    OpenApiParameter(
+        REPLAYED_HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        enum=["true"],
+        description="Present on a replayed response.",
+    ),
+]
 
 
 def query_params(serializer_class, request) -> dict:
@@ -62,16 +86,16 @@ class MemoryCollectionView(APIView):
         summary="Create a memory",
         operation_id="memories_create",
         tags=TAGS,
+        parameters=IDEMPOTENCY_PARAMETERS,
         request=MemorySerializer,
-        responses={200: MemorySerializer, **error_responses(400, 413)},
+        responses={200: MemorySerializer, **error_responses(400, 409, 413, 422)},
     )
+    @idempotent(user_ids=lambda body: [body["user_id"]])
     def post(self, request):
-        serializer = MemorySerializer(data=request.data, context=now_context())
+        serializer = MemorySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         memory = services.create_memory(
-            owner_id=request.auth.owner_id,
-            data=serializer.validated_data,
-            now=serializer.context["now"],
+            owner_id=request.auth.owner_id, data=serializer.validated_data
         )
         return Response(memory_payload(memory))
 
@@ -117,7 +141,9 @@ class MemoryCollectionView(APIView):
         return response
 
 
-MEMORY_ID = OpenApiParameter("memory_id", str, OpenApiParameter.PATH, description="Memory UUID")
+MEMORY_ID = OpenApiParameter(
+    "memory_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Memory UUID"
+)
 
 
 class MemoryDetailView(APIView):
@@ -143,11 +169,10 @@ class MemoryDetailView(APIView):
         responses={200: MemorySerializer, **error_responses(400, 404, 413)},
     )
     def patch(self, request, memory_id):
-        parsed = parse_memory_id(memory_id)
         # Validated against the row as it is now, locked: rules mode derives key and value
         # from the current content and type, which a concurrent change could alter.
         with transaction.atomic():
-            memory = services.lock_live_memory(owner_id=request.auth.owner_id, memory_id=parsed)
+            memory = services.lock_live_memory(owner_id=request.auth.owner_id, memory_id=memory_id)
             serializer = MemorySerializer(memory, data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
             memory = services.update_memory(memory=memory, data=serializer.validated_data)
@@ -167,17 +192,13 @@ class MemoryDetailView(APIView):
         },
     )
     def delete(self, request, memory_id):
-        try:
-            parsed = uuid.UUID(memory_id)
-        except ValueError:
-            raise NotFound() from None
         # only(): a hard delete must work even for a row no configured key can decrypt.
-        rows = Memory.objects.for_owner(request.auth.owner_id).filter(pk=parsed)
+        rows = Memory.objects.for_owner(request.auth.owner_id).filter(pk=memory_id)
         memory = rows.only("pk", "owner_id").first()
         if memory is None:
             raise NotFound()
         services.hard_delete_memory(memory=memory, actor=str(request.auth.pk))
-        return Response({"id": str(parsed), "deleted": True})
+        return Response({"id": str(memory_id), "deleted": True})
 
 
 class MemorySoftDeleteView(APIView):
@@ -241,3 +262,111 @@ class MemoryContextView(APIView):
                 "context_summary": build_summary(memories, max_chars),
             }
         )
+
+
+def _memory_users(memories: list[dict]) -> list[str]:
+    return [memory["user_id"] for memory in memories]
+
+
+class MemoryBatchView(APIView):
+    @extend_schema(
+        summary="Create up to 100 memories, all or nothing",
+        description="Each item is exactly a `POST /api/v1/memory` body and is validated the "
+        "same way. If any item is invalid, nothing is stored and the 400's `errors` is "
+        '`{"memories": {"<index>": {<field>: [messages]}}}` for the bad items only. One '
+        "request: one rate-limit token.",
+        tags=TAGS,
+        parameters=IDEMPOTENCY_PARAMETERS,
+        request=MemoryBatchSerializer,
+        responses={200: MemoryBatchResponseSerializer, **error_responses(400, 409, 413, 422)},
+    )
+    @idempotent(user_ids=lambda body: _memory_users(body["memories"]))
+    def post(self, request):
+        serializer = MemoryBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        memories = services.create_memories(
+            owner_id=request.auth.owner_id, items=serializer.validated_data["memories"]
+        )
+        return Response({"memories": [memory_payload(memory) for memory in memories]})
+
+
+class MemoryBatchDeleteView(APIView):
+    @extend_schema(
+        summary="Delete up to 100 memories for good",
+        description="In one transaction, each audited like `DELETE /api/v1/memory/{id}`. An "
+        "id of another owner, or of no memory, is in `not_found`.",
+        tags=TAGS,
+        parameters=IDEMPOTENCY_PARAMETERS,
+        request=MemoryBatchDeleteSerializer,
+        responses={
+            200: MemoryBatchDeleteResponseSerializer,
+            **error_responses(400, 409, 413, 422),
+        },
+    )
+    @idempotent(user_ids=lambda body: [])  # ids only: no end user's data
+    def post(self, request):
+        serializer = MemoryBatchDeleteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        deleted, not_found = services.hard_delete_memories(
+            owner_id=request.auth.owner_id,
+            ids=serializer.validated_data["ids"],
+            actor=str(request.auth.pk),
+        )
+        return Response(
+            {"deleted": [str(pk) for pk in deleted], "not_found": [str(pk) for pk in not_found]}
+        )
+
+
+class MemoryUpsertView(APIView):
+    @extend_schema(
+        summary="Create or update the user's memory with this key",
+        description="Validated exactly like a create, with `key` required. The user's newest "
+        "live memory with that key gets the fields the request gives (the others keep their "
+        "values; `ttl_seconds` counts from its `created_at`, as in PATCH); without one, a "
+        "memory is created. Concurrent upserts of one key never create two memories.",
+        tags=TAGS,
+        parameters=IDEMPOTENCY_PARAMETERS,
+        request=MemoryUpsertSerializer,
+        responses={200: MemoryUpsertResponseSerializer, **error_responses(400, 409, 413, 422)},
+    )
+    @idempotent(user_ids=lambda body: [body["memory"]["user_id"]])
+    def post(self, request):
+        serializer = MemoryUpsertSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result, memory = services.upsert_memory(
+            owner_id=request.auth.owner_id, data=serializer.validated_data
+        )
+        return Response({"result": result, "memory": memory_payload(memory)})
+
+
+class MemoryHistoryView(APIView):
+    @extend_schema(
+        summary="A memory's versions, oldest first",
+        description="Version 1 is the creation; every PATCH, upsert, extraction with save "
+        "and soft delete adds one; the last one is the memory's current state. A soft-deleted "
+        "memory keeps its history; a hard delete removes it. The newest 100 versions of a "
+        "memory are kept.",
+        tags=TAGS,
+        parameters=[MEMORY_ID],
+        responses={
+            200: OpenApiResponse(MemoryVersionSerializer(many=True), description="Oldest first."),
+            **error_responses(404),
+        },
+    )
+    def get(self, request, memory_id):
+        if not Memory.objects.for_owner(request.auth.owner_id).filter(pk=memory_id).exists():
+            raise NotFound()
+        versions = MemoryVersion.objects.filter(memory_id=memory_id).order_by("version")
+        return Response([version_payload(version) for version in versions])
+
+
+class MemoryNotFoundView(APIView):
+    """Any other path under memory/: the JSON 404 a malformed memory id always got, after
+    authentication, as before."""
+
+    schema = None
+
+    def get(self, request, rest):
+        raise NotFound()
+
+    post = patch = delete = put = get

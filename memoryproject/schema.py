@@ -55,7 +55,16 @@ def error_responses(*codes: int) -> dict:
         400: OpenApiResponse(VALIDATION_ERROR, description="Invalid input; nothing changed."),
         401: OpenApiResponse(ERROR, description="`Authentication required` (any key problem)."),
         404: OpenApiResponse(ERROR, description="No such memory for this owner."),
+        409: OpenApiResponse(
+            ERROR,
+            description="`A request with this Idempotency-Key is still in progress`.",
+        ),
         413: OpenApiResponse(ERROR, description="Request body too large."),
+        422: OpenApiResponse(
+            ERROR,
+            description="`Idempotency-Key was used with a different request` (another method, "
+            "path or body).",
+        ),
         429: OpenApiResponse(ERROR, description="`Rate limit exceeded`; see `Retry-After`."),
         502: OpenApiResponse(ERROR, description="The LLM server answered with an error."),
         503: OpenApiResponse(ERROR, description="Database (or LLM) unavailable."),
