@@ -4,13 +4,20 @@ import json
 from collections.abc import Iterator
 
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 
 from apikeys.models import AuditEvent, hash_identifier
 from apikeys.services import record_event
-from memories.models import Memory, MemoryEmbedding, MemoryTerm
-from memories.serializers import iso_datetime, memory_payload
+from memories.models import (
+    IdempotentRequest,
+    IdempotentRequestUser,
+    Memory,
+    MemoryEmbedding,
+    MemoryTerm,
+    MemoryVersion,
+)
+from memories.serializers import iso_datetime, memory_payload, version_payload
 
 # Rows read per round trip while an export streams, sized by bytes as well as rows: the
 # largest memory the limits allow holds about 55 KB of plaintext (10,000 characters of up
@@ -23,6 +30,7 @@ EXPORT_CHUNK = EXPORT_CHUNK_BYTES // MAX_MEMORY_BYTES
 USER_TABLES = {
     "memory_terms": MemoryTerm,
     "memory_embeddings": MemoryEmbedding,
+    "memory_versions": MemoryVersion,
     "memories": Memory,
 }
 
@@ -34,8 +42,15 @@ def _state(memory: Memory, now) -> str:
 
 
 def _record(memory: Memory, now) -> dict:
-    """The memory exactly as the API shows it, plus its state."""
-    return {**memory_payload(memory), "state": _state(memory, now)}
+    """The memory exactly as the API shows it, plus its state and its history."""
+    history = [version_payload(version) for version in memory.versions.all()]
+    return {**memory_payload(memory), "state": _state(memory, now), "history": history}
+
+
+def _kept_responses(*, owner_id: str, user_id: str):
+    """Idempotency-Key responses kept for 24 hours that hold the user's data."""
+    holding = IdempotentRequestUser.objects.filter(owner_id=owner_id, user_id=user_id)
+    return IdempotentRequest.objects.filter(owner_id=owner_id, pk__in=holding.values("request_id"))
 
 
 def _dump(value) -> str:
@@ -58,6 +73,10 @@ def export_user(*, owner_id: str, user_id: str, actor: str) -> Iterator[str]:
     counts["memory_embeddings"] = MemoryEmbedding.objects.filter(
         owner_id=owner_id, user_id=user_id
     ).count()
+    counts["memory_versions"] = MemoryVersion.objects.filter(
+        owner_id=owner_id, user_id=user_id
+    ).count()
+    counts["idempotent_responses"] = _kept_responses(owner_id=owner_id, user_id=user_id).count()
     record_event(
         event=AuditEvent.Event.GDPR_EXPORT,
         owner_id=owner_id,
@@ -71,7 +90,8 @@ def export_user(*, owner_id: str, user_id: str, actor: str) -> Iterator[str]:
         "exported_at": iso_datetime(now),
         "counts": counts,
     }
-    return _stream(header, rows.order_by("created_at", "pk"), now)
+    versions = Prefetch("versions", queryset=MemoryVersion.objects.order_by("version"))
+    return _stream(header, rows.order_by("created_at", "pk").prefetch_related(versions), now)
 
 
 def _stream(header: dict, rows, now) -> Iterator[str]:
@@ -101,7 +121,9 @@ def erase_user(*, owner_id: str, user_id: str, actor: str) -> dict[str, int]:
     Idempotent: a second call returns zeros."""
     with transaction.atomic():
         _lock_memories(owner_id=owner_id, user_id=user_id)
-        counts = {}
+        # Kept responses first (their user links cascade): they are copies of memory data.
+        _, deleted = _kept_responses(owner_id=owner_id, user_id=user_id).delete()
+        counts = {"idempotent_responses": deleted.get(IdempotentRequest._meta.label, 0)}
         for name, model in USER_TABLES.items():
             # only("pk"): deleting must not load (and decrypt) what it is about to erase.
             rows = model.objects.filter(owner_id=owner_id, user_id=user_id).only("pk")

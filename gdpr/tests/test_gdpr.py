@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apikeys.models import AuditEvent, hash_identifier
 from memories.models import Memory, MemoryTerm
+from memories.services import soft_delete_memory
 from memories.tests.factories import make_memory
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +37,7 @@ def user_data():
         metadata={"source": "settings"},
     )
     deleted = make_memory("acme", user_id="u1", content="Old address in Porto")
-    Memory.objects.filter(pk=deleted.pk).update(is_deleted=True)
+    soft_delete_memory(memory=deleted)
     expired = make_memory("acme", user_id="u1", content="Session note", ttl_seconds=60, now=past)
     neighbour = make_memory("acme", user_id="u2", content="Prefers tea too")
     foreign = make_memory("globex", user_id="u1", content="Prefers tea, other owner")
@@ -52,6 +53,8 @@ def test_export_holds_every_state_and_field_decrypted(client, user_data):
         "deleted": 1,
         "expired": 1,
         "memory_embeddings": 0,
+        "memory_versions": 4,  # three creations and the soft delete
+        "idempotent_responses": 0,
     }
     by_id = {m["id"]: m for m in body["memories"]}
     assert set(by_id) == {str(user_data[k].id) for k in ("live", "deleted", "expired")}
@@ -67,7 +70,7 @@ def test_export_holds_every_state_and_field_decrypted(client, user_data):
     expected_fields = {
         "id", "owner_id", "user_id", "type", "content", "confidence", "key", "value",
         "importance", "metadata", "ttl_seconds", "expires_at", "ingestion_mode",
-        "is_deleted", "created_at", "updated_at", "state",
+        "is_deleted", "created_at", "updated_at", "state", "history",
     }  # fmt: skip
     assert all(set(m) == expected_fields for m in body["memories"])
     assert "other owner" not in json.dumps(body)
