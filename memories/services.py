@@ -450,9 +450,10 @@ def _lock_upsert(*, owner_id: str, user_id: str, key: str) -> None:
             cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")
 
 
-def _same(current, given) -> bool:
-    """Equal as JSON: 1, 1.0 and true are three different values."""
-    if isinstance(current, (dict, list, bool, int, float, str)) or current is None:
+def _same(name: str, current, given) -> bool:
+    """Whether a field already has the given value; JSON fields compare as JSON, where 1,
+    1.0 and true are three different values and key order does not matter."""
+    if name in ("value", "metadata"):
         return json.dumps(current, sort_keys=True) == json.dumps(given, sort_keys=True)
     return current == given
 
@@ -478,7 +479,7 @@ def upsert_memory(*, owner_id: str, data: dict, merge_metadata: bool = False) ->
         changes = {
             name: value
             for name, value in wanted.items()
-            if not _same(getattr(existing, name), value)
+            if not _same(name, getattr(existing, name), value)
         }
         if not changes:
             return UpsertResult("unchanged", existing)
