@@ -412,3 +412,67 @@ def test_stream_request_accepting_only_event_streams_is_served(client, fake_open
         HTTP_ACCEPT="text/event-stream",
     )  # fmt: skip
     assert bad.status_code == 400 and bad["Content-Type"] == "application/json"
+
+
+def test_extraction_keeps_the_language_of_the_conversation(client, fake_openai):
+    fake_openai.script(
+        extraction_reply(
+            {"type": "preference", "content": "Prefiere el té verde sin azúcar",
+             "key": "bebida", "value": "té verde"},
+            {"type": "fact", "content": "Trabaja como enfermera en Sevilla"},
+        )
+    )  # fmt: skip
+    conversation = [{"role": "user", "content": "Soy enfermera en Sevilla y tomo té verde."}]
+
+    response = client.post(
+        "/api/v1/memory/extract",
+        {"user_id": "u1", "messages": conversation, "save": True},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.json()
+    prompt = fake_openai.chat_requests()[-1]["messages"][0]["content"]
+    assert "in the language of the conversation" in prompt
+    assert "Soy enfermera en Sevilla" in fake_openai.chat_requests()[-1]["messages"][1]["content"]
+    stored = sorted(Memory.objects.filter(owner_id="acme", user_id="u1").values_list("content"))
+    assert stored == [("Prefiere el té verde sin azúcar",), ("Trabaja como enfermera en Sevilla",)]
+    listed = client.get("/api/v1/memory", {"user_id": "u1", "key": "bebida"}).json()
+    assert listed[0]["value"] == "té verde"
+
+
+def test_extraction_and_upsert_are_one_rule(client, fake_openai):
+    client.post(
+        "/api/v1/memory/upsert",
+        {"user_id": "u1", "type": "preference", "content": "Prefers dark mode", "key": "theme",
+         "value": "dark"},
+        format="json",
+    )  # fmt: skip
+    fake_openai.script(
+        extraction_reply(
+            {"type": "preference", "content": "Prefers dark mode", "key": "theme",
+             "value": "dark"},
+            {"type": "preference", "content": "Prefers light mode", "key": "theme",
+             "value": "light"},
+        )
+    )  # fmt: skip
+
+    response = client.post(
+        "/api/v1/memory/extract", {"user_id": "u1", "text": "hi", "save": True}, format="json"
+    )
+
+    statuses = [c["status"] for c in response.json()["candidates"]]
+    assert statuses == ["updated", "updated"]  # metadata gains source: extraction first
+    memory = Memory.objects.get(owner_id="acme", user_id="u1")
+    assert (memory.content, memory.value) == ("Prefers light mode", "light")
+    history = client.get(f"/api/v1/memory/{memory.pk}/history").json()
+    assert [v["event"] for v in history] == ["created", "updated", "updated"]
+
+    # The same candidate again is an unchanged upsert: reported as already stored.
+    fake_openai.script(
+        extraction_reply({"type": "preference", "content": "Prefers light mode", "key": "theme"})
+    )
+    again = client.post(
+        "/api/v1/memory/extract", {"user_id": "u1", "text": "hi", "save": True}, format="json"
+    )
+    assert [c["status"] for c in again.json()["candidates"]] == ["duplicate"]
+    assert len(client.get(f"/api/v1/memory/{memory.pk}/history").json()) == 3

@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apikeys.models import AuditEvent, hash_identifier
-from memories.models import Memory, MemoryTerm
+from memories.models import Memory, MemoryEmbedding, MemoryTerm
 from memories.services import soft_delete_memory
 from memories.tests.factories import make_memory
 
@@ -74,6 +74,16 @@ def test_export_holds_every_state_and_field_decrypted(client, user_data):
     }  # fmt: skip
     assert all(set(m) == expected_fields for m in body["memories"])
     assert "other owner" not in json.dumps(body)
+    assert [v["event"] for v in by_id[str(user_data["deleted"].id)]["history"]] == [
+        "created",
+        "soft_deleted",
+    ]
+    [created] = live["history"]
+    assert (created["version"], created["content"], created["value"]) == (
+        1,
+        "Prefers tea over coffee",
+        {"kind": "tea", "sugar": False},
+    )
 
 
 def test_export_of_unknown_user_is_empty_not_404(client, user_data):
@@ -92,16 +102,30 @@ def user_scoped_models():
 def test_erasure_removes_every_user_row_and_nothing_else(client, user_data):
     # Discovered, not listed: a new user-scoped table without erasure support fails here.
     models = user_scoped_models()
-    assert {m.__name__ for m in models} >= {"Memory", "MemoryTerm", "MemoryEmbedding"}
-    before_terms = MemoryTerm.objects.filter(owner_id="acme", user_id="u1").count()
-    assert before_terms > 0
+    assert {m.__name__ for m in models} >= {
+        "Memory", "MemoryTerm", "MemoryEmbedding", "MemoryVersion", "IdempotentRequestUser",
+    }  # fmt: skip
+    client.post(
+        "/api/v1/memory",
+        {"user_id": "u1", "type": "fact", "content": "kept for retries"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="retry-1",
+    )
+    live = user_data["live"]
+    MemoryEmbedding.objects.create(
+        memory=live, owner_id="acme", user_id="u1", model="m", vector=[1]
+    )
+    # Every discovered table holds a row about u1 before, and none after.
+    assert all(model.objects.filter(owner_id="acme", user_id="u1").exists() for model in models)
 
     response = client.delete("/api/v1/gdpr/delete?user_id=u1")
 
     assert response.status_code == 200
     body = response.json()
-    assert body["deleted"]["memories"] == 3
-    assert body["deleted"]["memory_terms"] == before_terms
+    assert body["deleted"]["memories"] == 4
+    assert body["deleted"]["idempotent_responses"] == 1
+    assert body["deleted"]["memory_versions"] == 5
+    assert body["deleted"]["memory_terms"] > 0 and body["deleted"]["memory_embeddings"] == 1
     assert body["total"] == sum(body["deleted"].values())
     for model in models:
         assert not model.objects.filter(owner_id="acme", user_id="u1").exists(), model

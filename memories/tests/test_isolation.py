@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from apikeys.models import AuditEvent
-from memories.models import Memory, MemoryTerm
+from memories.models import IdempotentRequest, Memory, MemoryTerm, MemoryVersion
 from memories.tests.factories import make_memory
 
 URL = "/api/v1/memory"
@@ -17,7 +17,8 @@ def snapshot() -> list[tuple]:
     """Every memory row as the database holds it (decrypted), in a stable order."""
     fields = [f.attname for f in Memory._meta.concrete_fields]
     return [tuple(getattr(m, f) for f in fields) for m in Memory.objects.order_by("pk")] + [
-        ("terms", MemoryTerm.objects.count())
+        ("terms", MemoryTerm.objects.count()),
+        ("versions", MemoryVersion.objects.count()),
     ]
 
 
@@ -46,6 +47,7 @@ ONE_MEMORY_CALLS = [
     pytest.param(
         lambda c, i: c.delete(f"{URL}/{i}/soft?user_id=shared_user"), id="soft-delete-user"
     ),
+    pytest.param(lambda c, i: c.get(f"{URL}/{i}/history"), id="history"),
 ]
 
 
@@ -153,3 +155,51 @@ def test_cursor_from_another_owner_reveals_nothing(client, client_for, other_key
 
     assert response.status_code == 200
     assert response.json() == []
+
+
+def test_batch_delete_of_another_owners_id_is_not_found_and_changes_nothing(client, theirs):
+    before = snapshot()
+    missing = uuid.uuid4()
+
+    response = client.post(
+        f"{URL}/batch/delete", {"ids": [str(theirs.id), str(missing)]}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"deleted": [], "not_found": [str(theirs.id), str(missing)]}
+    assert snapshot() == before
+    assert not AuditEvent.objects.filter(event="memory_hard_deleted").exists()
+
+
+def test_upsert_never_touches_another_owners_memory_with_the_same_key(client, theirs):
+    before = snapshot()
+    body = {"user_id": "shared_user", "type": "fact", "content": "acme's tea", "key": "drink"}
+
+    response = client.post(f"{URL}/upsert", body, format="json")
+
+    assert response.json()["result"] == "created"
+    assert response.json()["memory"]["owner_id"] == "acme"
+    assert response.json()["memory"]["id"] != str(theirs.id)
+    assert [row for row in snapshot() if row in before] == before[:-2]  # theirs unchanged
+
+
+def test_batch_items_are_stored_under_the_keys_owner(client, theirs):
+    body = {"memories": [{"owner_id": "globex", "user_id": "shared_user", "type": "fact",
+                          "content": "x"}]}  # fmt: skip
+    response = client.post(f"{URL}/batch", body, format="json")
+    assert response.json()["memories"][0]["owner_id"] == "acme"
+    assert Memory.objects.filter(owner_id="globex").count() == 1
+
+
+def test_an_idempotency_key_of_another_owner_is_a_different_key(client, client_for, other_key):
+    body = {"user_id": "shared_user", "type": "fact", "content": "same body"}
+    headers = {"HTTP_IDEMPOTENCY_KEY": "shared-key"}
+    theirs = client_for(other_key).post(URL, body, format="json", **headers)
+
+    mine = client.post(URL, body, format="json", **headers)
+    other_body = client.post(URL, {**body, "content": "other"}, format="json", **headers)
+
+    assert mine.status_code == 200 and "Idempotent-Replayed" not in mine
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert other_body.status_code == 422  # acme's own key now, not globex's
+    assert IdempotentRequest.objects.filter(key="shared-key").count() == 2

@@ -1,0 +1,242 @@
+"""Idempotency-Key on the four memory writes: a retry never stores twice."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apikeys.services import create_api_key
+from memories.idempotency import CLAIM_LEASE
+from memories.models import IdempotentRequest, IdempotentRequestUser, Memory
+from memories.tests.factories import make_memory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/memory"
+BODY = {"user_id": "u1", "type": "fact", "content": "Plays the cello"}
+REUSED = {"detail": "Idempotency-Key was used with a different request"}
+RUNNING = {"detail": "A request with this Idempotency-Key is still in progress"}
+
+
+def post(client, path=URL, body=BODY, key="key-1", raw: str | None = None):
+    data = raw if raw is not None else json.dumps(body)
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    return client.post(path, data, content_type="application/json", **headers)
+
+
+def test_a_retry_replays_the_first_response_and_stores_nothing_twice(client):
+    first = post(client)
+    # The same JSON, other key order and spacing.
+    again = post(client, raw='{ "content": "Plays the cello",\n "type":"fact", "user_id": "u1"}')
+
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert Memory.objects.count() == 1
+    assert "X-RateLimit-Remaining" in again
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (URL, {**BODY, "content": "Plays the viola"}),
+        (URL, {**BODY, "importance": 3}),
+        (f"{URL}/upsert", {**BODY, "key": "instrument"}),
+        (f"{URL}/batch", {"memories": [BODY]}),
+    ],
+    ids=["other-content", "extra-field", "other-path", "batch"],
+)
+def test_the_same_key_with_another_request_is_422(client, path, body):
+    post(client)
+    response = post(client, path=path, body=body)
+    assert (response.status_code, response.json()) == (422, REUSED)
+    assert Memory.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "key", ["", "has space", "x" * 256, "caf\u00e9", "tab\there"], ids=["empty", "space", "256",
+    "non-ascii", "tab"]
+)  # fmt: skip
+def test_a_malformed_key_is_a_400_and_stores_nothing(client, key):
+    response = post(client, key=key)
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["errors"]
+    assert not Memory.objects.exists() and not IdempotentRequest.objects.exists()
+
+
+def test_the_longest_key_is_accepted(client):
+    assert post(client, key="~" * 255).status_code == 200
+    assert post(client, key="~" * 255)["Idempotent-Replayed"] == "true"
+
+
+def test_a_failed_request_is_not_kept_and_may_be_retried(client):
+    bad = post(client, body={**BODY, "importance": 9})
+    assert bad.status_code == 400
+    assert not IdempotentRequest.objects.exists()
+
+    fixed = post(client)
+    assert fixed.status_code == 200 and "Idempotent-Replayed" not in fixed
+    assert Memory.objects.count() == 1
+
+
+def test_keys_are_scoped_to_the_owner_and_shared_by_its_keys(client, client_for, other_key):
+    first = post(client)
+    second_key_same_owner = client_for(create_api_key(owner_id="acme"))
+    replay = post(second_key_same_owner)
+    other_owner = post(client_for(other_key))
+
+    assert replay["Idempotent-Replayed"] == "true" and replay.json() == first.json()
+    assert other_owner.status_code == 200 and "Idempotent-Replayed" not in other_owner
+    assert other_owner.json()["owner_id"] == "globex"
+    assert Memory.objects.count() == 2
+
+
+def test_a_running_request_makes_the_same_key_409(client):
+    now = timezone.now()
+    IdempotentRequest.objects.create(
+        owner_id="acme", key="key-1", request_hash="0" * 64,
+        claim="00000000-0000-4000-8000-000000000001", claimed_until=now + CLAIM_LEASE,
+        created_at=now, expires_at=now + timedelta(hours=24),
+    )  # fmt: skip
+    response = post(client)
+    assert (response.status_code, response.json()) == (422, REUSED)  # another body's claim
+
+    IdempotentRequest.objects.all().delete()
+    claim = _crashed_claim(client, lease_left=CLAIM_LEASE)
+    response = post(client)
+    assert (response.status_code, response.json()) == (409, RUNNING)
+    assert str(IdempotentRequest.objects.get().claim) == claim
+    assert not Memory.objects.exists()
+
+
+def _crashed_claim(client, *, lease_left: timedelta):
+    """The row a request leaves behind when its worker dies mid-request: its claim, for
+    the same body, with lease_left of its lease to run."""
+    from memories.idempotency import request_hash
+
+    now = timezone.now()
+    row = IdempotentRequest.objects.create(
+        owner_id="acme", key="key-1", claim="00000000-0000-4000-8000-000000000002",
+        request_hash=request_hash(method="POST", path=URL, data=BODY),
+        claimed_until=now + lease_left, created_at=now - CLAIM_LEASE,
+        expires_at=now + timedelta(hours=24),
+    )  # fmt: skip
+    return row.claim
+
+
+def test_a_crashed_request_frees_its_key_when_its_lease_ends(client):
+    _crashed_claim(client, lease_left=-timedelta(seconds=1))
+
+    response = post(client)
+
+    assert response.status_code == 200 and "Idempotent-Replayed" not in response
+    assert Memory.objects.count() == 1
+    assert post(client)["Idempotent-Replayed"] == "true"
+    assert Memory.objects.count() == 1
+
+
+def test_a_replay_takes_a_rate_limit_token(client_for):
+    client = client_for(create_api_key(owner_id="acme", rate_limit_per_minute=2))
+    statuses = [post(client).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert Memory.objects.count() == 1
+
+
+def test_an_expired_response_is_not_replayed(client):
+    post(client)
+    IdempotentRequest.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = post(client, body={**BODY, "content": "Plays the viola"})
+
+    assert response.status_code == 200 and "Idempotent-Replayed" not in response
+    assert Memory.objects.count() == 2
+    assert post(client, body={**BODY, "content": "Plays the viola"})["Idempotent-Replayed"]
+
+
+def test_purge_command_deletes_expired_records_only(client, capsys):
+    post(client, key="old")
+    post(client, key="new")
+    IdempotentRequest.objects.filter(key="old").update(expires_at=timezone.now())
+
+    call_command("purge_idempotency_keys")
+
+    assert "Deleted 1 expired" in capsys.readouterr().out
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new"]
+    assert list(IdempotentRequestUser.objects.values_list("request__key", flat=True)) == ["new"]
+
+
+def test_kept_responses_are_encrypted_at_rest(client):
+    marker = "okapi-marker-51d2"
+    post(client, body={**BODY, "content": f"Saw an {marker}"})
+    table = connection.ops.quote_name(IdempotentRequest._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table}")
+        rows = cursor.fetchall()
+    assert len(rows) == 1 and marker not in repr(rows)
+    assert marker in post(client, body={**BODY, "content": f"Saw an {marker}"}).json()["content"]
+
+
+def test_every_write_endpoint_replays(client):
+    memory = make_memory("acme")
+    calls = [
+        (f"{URL}/batch", {"memories": [BODY, {**BODY, "user_id": "u2"}]}),
+        (f"{URL}/upsert", {**BODY, "key": "instrument"}),
+        (f"{URL}/batch/delete", {"ids": [str(memory.pk)]}),
+    ]
+    for n, (path, body) in enumerate(calls):
+        first = post(client, path=path, body=body, key=f"k{n}")
+        again = post(client, path=path, body=body, key=f"k{n}")
+        assert first.status_code == 200, first.json()
+        assert (again.json(), again["Idempotent-Replayed"]) == (first.json(), "true")
+    assert Memory.objects.count() == 3  # two from the batch, one upserted; one deleted
+    users = IdempotentRequestUser.objects.values_list("request__key", "user_id")
+    assert sorted(users) == [("k0", "u1"), ("k0", "u2"), ("k1", "u1")]
+
+
+def test_gdpr_erasure_removes_kept_responses_holding_the_user(client):
+    post(client, key="mine")
+    post(client, path=f"{URL}/batch", body={"memories": [BODY, {**BODY, "user_id": "u2"}]},
+         key="both")  # fmt: skip
+    post(client, body={**BODY, "user_id": "u2"}, key="theirs")
+
+    erased = client.delete("/api/v1/gdpr/delete?user_id=u1").json()
+
+    assert erased["deleted"]["idempotent_responses"] == 2
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["theirs"]
+    again = post(client, key="mine")
+    assert again.status_code == 200 and "Idempotent-Replayed" not in again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_requests_store_one_memory(api_key):
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def run():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.plaintext}")
+        try:
+            barrier.wait(10)
+            response = post(client, key="same")
+            results.append((response.status_code, response.get("Idempotent-Replayed")))
+        except Exception as exc:  # reported to the test, not lost in the thread
+            errors.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == [] and len(results) == 8
+    assert results.count((200, None)) == 1
+    assert {status for status, _ in results} <= {200, 409}
+    assert Memory.objects.filter(owner_id="acme").count() == 1
