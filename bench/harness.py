@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,12 +137,16 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[index]
 
 
-def run_threads(url, key, method, path, bodies, concurrency, seconds, workdir=None) -> dict:
-    """Fallback load generator: `concurrency` keep-alive connections in a closed loop."""
+def run_threads(
+    url, key, method, path, bodies, concurrency, seconds, workdir=None, unique_header=None
+) -> dict:
+    """Fallback load generator: `concurrency` keep-alive connections in a closed loop.
+    unique_header: a header sent with a new value on every request (Idempotency-Key)."""
     host, port = url.removeprefix("http://").split(":")
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     encoded = [json.dumps(b).encode() for b in bodies] if bodies else [None]
     deadline = time.monotonic() + seconds
+    prefix = uuid.uuid4().hex
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors = [0] * concurrency
 
@@ -152,7 +157,10 @@ def run_threads(url, key, method, path, bodies, concurrency, seconds, workdir=No
             i += 1
             started = time.perf_counter()
             try:
-                conn.request(method, path, body=encoded[i % len(encoded)], headers=headers)
+                sent = headers
+                if unique_header:
+                    sent = {**headers, unique_header: f"{prefix}-{n}-{i}"}
+                conn.request(method, path, body=encoded[i % len(encoded)], headers=sent)
                 response = conn.getresponse()
                 response.read()
                 errors[n] += response.status >= 400

@@ -1,6 +1,7 @@
 """End-to-end HTTP benchmark of the memory service, as deployed.
 
-    .venv/bin/python bench/run.py [--quick] [--scenarios create,list,context,stats,floor]
+    .venv/bin/python bench/run.py [--quick]
+        [--scenarios create,floor,batch,idempotent,list,stats,context]
                                   [--sizes 1000,10000] [--seconds 10]
 
 What it does:
@@ -62,7 +63,8 @@ OWNER = "bench-owner"
 CREATE_USER = "bench-create"
 FLOOR_USER = "bench-floor"
 HUGE_LIMIT = 100_000_000
-ALL_SCENARIOS = ["create", "floor", "list", "stats", "context"]
+ALL_SCENARIOS = ["create", "floor", "batch", "idempotent", "list", "stats", "context"]
+BATCH_SIZE = 100  # memories per POST /api/v1/memory/batch
 THROUGHPUT_CONCURRENCY = 8
 PRELOAD_PROCESSES = 2
 PRELOAD_CHUNK = 5_000
@@ -243,9 +245,33 @@ def lua_string(text: str) -> str:
     return f"[==[{text}]==]"
 
 
-def lua_script(method: str, path: str, key: str, bodies: list[dict] | None) -> str:
+def lua_script(
+    method: str, path: str, key: str, bodies: list[dict] | None, unique_header: str | None = None
+) -> str:
     headers = f'wrk.headers["Authorization"] = {lua_string("Bearer " + key)}\n'
-    if bodies:
+    if bodies and unique_header:
+        # A new value of unique_header on every request (formatted per request, not once).
+        headers += 'wrk.headers["Content-Type"] = "application/json"\n'
+        items = ",\n".join(lua_string(json.dumps(b)) for b in bodies)
+        rotate = f"""
+local bodies = {{
+{items}
+}}
+local i = 0
+local prefix = ""
+init = function(args)
+  prefix = tostring(math.random(1, 1000000000))
+  i = math.random(#bodies)
+end
+request = function()
+  i = i + 1
+  local headers = {{}}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers[{lua_string(unique_header)}] = prefix .. "-" .. i
+  return wrk.format(nil, nil, headers, bodies[i % #bodies + 1])
+end
+"""
+    elif bodies:
         headers += 'wrk.headers["Content-Type"] = "application/json"\n'
         items = ",\n".join(lua_string(json.dumps(b)) for b in bodies)
         rotate = f"""
@@ -281,9 +307,11 @@ end
     return f'wrk.method = "{method}"\nwrk.path = {lua_string(path)}\n{headers}{rotate}{done}'
 
 
-def run_wrk(url, key, method, path, bodies, concurrency, seconds, workdir: Path) -> dict:
+def run_wrk(
+    url, key, method, path, bodies, concurrency, seconds, workdir: Path, unique_header=None
+) -> dict:
     script = workdir / f"s{random.randrange(1 << 30)}.lua"
-    script.write_text(lua_script(method, path, key, bodies))
+    script.write_text(lua_script(method, path, key, bodies, unique_header))
     result = subprocess.run(
         [
             "wrk",
@@ -322,6 +350,11 @@ def create_bodies(user_id: str, count: int = 400) -> list[dict]:
     return corpus.memories(count, user_id, seed=424242)
 
 
+def batch_bodies(user_id: str) -> list[dict]:
+    memories = create_bodies(user_id)
+    return [{"memories": memories[n : n + BATCH_SIZE]} for n in range(0, len(memories), BATCH_SIZE)]
+
+
 def context_bodies(user_id: str) -> list[dict]:
     return [{"user_id": user_id, "query": q, "limit": 5} for q in corpus.QUERIES]
 
@@ -335,6 +368,10 @@ def plan(scenarios: list[str], sizes: list[int], rounds: int) -> list[dict]:
             steps.append({"scenario": "floor", "size": None, "concurrency": c8})
         if "create" in scenarios:
             steps.append({"scenario": "create", "size": None, "concurrency": c8})
+        if "idempotent" in scenarios:
+            steps.append({"scenario": "idempotent", "size": None, "concurrency": c8})
+        if "batch" in scenarios:
+            steps.append({"scenario": "batch", "size": None, "concurrency": c8})
     for size in sizes:
         if "list" in scenarios:
             steps.append({"scenario": "list", "size": size, "concurrency": c8})
@@ -348,8 +385,11 @@ def plan(scenarios: list[str], sizes: list[int], rounds: int) -> list[dict]:
 
 def request_for(step: dict) -> tuple[str, str, list[dict] | None, str]:
     scenario, size = step["scenario"], step["size"]
-    if scenario == "create":
+    if scenario in ("create", "idempotent"):
+        # idempotent: the same bodies, each request with a new Idempotency-Key
         return "POST", "/api/v1/memory", create_bodies(CREATE_USER), "service"
+    if scenario == "batch":
+        return "POST", "/api/v1/memory/batch", batch_bodies(CREATE_USER), "service"
     if scenario == "floor":
         return "POST", "/floor/memory", create_bodies(FLOOR_USER), "floor"
     user = user_for(size)
@@ -365,6 +405,8 @@ def check_responses(servers: dict, key: str, sizes: list[int]) -> None:
     service = servers["service"].url
     status, memory = call(service, key, "POST", "/api/v1/memory", create_bodies(CREATE_USER)[0])
     assert status == 200 and memory["id"], memory
+    status, batch = call(service, key, "POST", "/api/v1/memory/batch", batch_bodies(CREATE_USER)[0])
+    assert status == 200 and len(batch["memories"]) == BATCH_SIZE, batch
     for size in sizes:
         user = user_for(size)
         status, page = call(service, key, "GET", f"/api/v1/memory?user_id={user}&limit=20")
@@ -423,6 +465,24 @@ def floor_ratio(rows: list[dict]) -> dict | None:
         "cpu_ratio": round(cpu("floor") / cpu("create"), 3),
         "target": 0.70,
     }
+
+
+def write_ratios(rows: list[dict]) -> dict:
+    """Batch: memories per second against single creates (target >= 8x); create with an
+    Idempotency-Key against create without one (target >= 0.85x)."""
+
+    def rps(name: str) -> float | None:
+        found = [r["rps"] for r in rows if r["scenario"] == name]
+        return sum(found) / len(found) if found else None
+
+    create, batch, idempotent = rps("create"), rps("batch"), rps("idempotent")
+    ratios = {}
+    if create and batch:
+        ratios["batch_memories_per_s"] = round(batch * BATCH_SIZE, 1)
+        ratios["batch_vs_single"] = round(batch * BATCH_SIZE / create, 2)
+    if create and idempotent:
+        ratios["idempotent_vs_plain"] = round(idempotent / create, 3)
+    return ratios
 
 
 def context_scaling(rows: list[dict]) -> dict:
@@ -554,9 +614,10 @@ def main() -> None:
             for step in plan(args.scenarios, sizes, args.rounds):
                 method, path, bodies, target = request_for(step)
                 with CpuMeter(servers[target]) as meter:
+                    unique = "Idempotency-Key" if step["scenario"] == "idempotent" else None
                     result = load(
                         servers[target].url, key, method, path, bodies,
-                        step["concurrency"], args.seconds, workdir,
+                        step["concurrency"], args.seconds, workdir, unique_header=unique,
                     )  # fmt: skip
                 result.update(meter.per_request(result["requests"]))
                 row = {**step, "method": method, "path": path.split("?")[0], **result}
@@ -586,6 +647,9 @@ def main() -> None:
     scaling = context_scaling(rows)
     if scaling:
         print(f"context scaling: {scaling}")
+    writes = write_ratios(rows)
+    if writes:
+        print(f"v1.1 writes: {writes}")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = {
         "timestamp": stamp,
@@ -610,6 +674,7 @@ def main() -> None:
         "results": rows,
         "floor_ratio": ratio,
         "context_scaling": scaling,
+        "write_ratios": writes,
         "seconds": round(time.monotonic() - started, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -67,9 +67,9 @@ def index_keys() -> list[bytes]:
     return [_derive(k, b"memory-term-index-v1") for k in settings.ENCRYPTION_KEYS]
 
 
-def request_hash_key() -> bytes:
-    """Key for hashing requests sent with an Idempotency-Key (primary encryption key)."""
-    return _derive(settings.ENCRYPTION_KEYS[0], b"idempotency-request-v1")
+def request_hash_keys() -> list[bytes]:
+    """Keys for hashing requests sent with an Idempotency-Key, primary first."""
+    return [_derive(k, b"idempotency-request-v1") for k in settings.ENCRYPTION_KEYS]
 
 
 def keyed_hash64(key: bytes, message: bytes) -> int:

@@ -66,14 +66,24 @@ def is_valid_key(key: str) -> bool:
     return 1 <= len(key) <= MAX_KEY_LENGTH and all("!" <= c <= "~" for c in key)
 
 
-def request_hash(*, method: str, path: str, data) -> str:
+def request_hash(*, method: str, path: str, data, key: bytes | None = None) -> str:
     """Keyed hash of the request as parsed: key order and whitespace do not matter, and the
     stored hash reveals nothing about the body."""
     canonical = json.dumps(
         [method, path, data], sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     message = canonical.encode("utf-8", "surrogatepass")
-    return hmac.new(crypto.request_hash_key(), message, hashlib.sha256).hexdigest()
+    key = key or crypto.request_hash_keys()[0]
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _same_request(stored: str, *, method: str, path: str, data) -> bool:
+    """Whether stored hashes this request under any configured key: a retry still matches
+    after the encryption key was rotated."""
+    return any(
+        hmac.compare_digest(stored, request_hash(method=method, path=path, data=data, key=key))
+        for key in crypto.request_hash_keys()
+    )
 
 
 @functools.cache
@@ -101,8 +111,10 @@ def _insert_claim(*, owner_id: str, key: str, fingerprint: str, claim: uuid.UUID
     return row[0] if row else None
 
 
-def _claim(*, owner_id: str, key: str, fingerprint: str) -> tuple[int, uuid.UUID] | Response:
-    """Claim key for this request: (row id, claim), or the kept response to replay."""
+def _claim(*, owner_id: str, key: str, request: dict) -> tuple[int, uuid.UUID] | Response:
+    """Claim key for this request (method, path, data): (row id, claim), or the kept
+    response to replay."""
+    fingerprint = request_hash(**request)
     claim = uuid.uuid4()
     for _ in range(3):  # a row deleted or taken between two statements: look again
         now = timezone.now()
@@ -125,7 +137,7 @@ def _claim(*, owner_id: str, key: str, fingerprint: str) -> tuple[int, uuid.UUID
                 IdempotentRequestUser.objects.filter(request_id=row.pk).delete()
                 return row.pk, claim
             continue
-        if not hmac.compare_digest(row.request_hash, fingerprint):
+        if row.request_hash != fingerprint and not _same_request(row.request_hash, **request):
             raise DifferentRequest()
         if row.response_status is not None:
             return Response(
@@ -198,8 +210,8 @@ def idempotent(user_ids: Callable[[dict], Iterable[str]]):
                 return handler(view, request, *args, **kwargs)
             if not is_valid_key(key):
                 raise serializers.ValidationError({HEADER: [KEY_ERROR]})
-            fingerprint = request_hash(method=request.method, path=request.path, data=request.data)
-            claimed = _claim(owner_id=request.auth.owner_id, key=key, fingerprint=fingerprint)
+            sent = {"method": request.method, "path": request.path, "data": request.data}
+            claimed = _claim(owner_id=request.auth.owner_id, key=key, request=sent)
             if isinstance(claimed, Response):
                 return claimed
             row_id, claim = claimed

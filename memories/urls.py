@@ -1,6 +1,6 @@
 import uuid
 
-from django.urls import path, register_converter
+from django.urls import path, re_path, register_converter
 
 from memories import views
 
@@ -9,7 +9,7 @@ class MemoryIdConverter:
     """Any spelling uuid.UUID reads (upper case, braces, no hyphens), parsed once here; a
     segment that is not a UUID does not match, so `memory/batch` and the like are free."""
 
-    regex = "[^/]+"
+    regex = "[^/]+"  # as <str:>; to_python refuses what is not a UUID
 
     def to_python(self, value: str) -> uuid.UUID:
         return uuid.UUID(value)  # ValueError: this route does not match
@@ -38,5 +38,6 @@ urlpatterns = [
         views.MemoryHistoryView.as_view(),
         name="memory-history",
     ),
-    path("memory/<path:rest>", views.MemoryNotFoundView.as_view(), name="memory-not-found"),
+    # Any other path under memory/ (a newline included, which <path:> would not match).
+    re_path(r"^memory/(?P<rest>[\s\S]+)\Z", views.MemoryNotFoundView.as_view()),
 ]

@@ -3,6 +3,7 @@ import uuid
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -264,6 +265,90 @@ class MemoryContextView(APIView):
         )
 
 
+EXAMPLE_ID = "3f0c2a9e-5b1d-4c6e-9a7f-2d8b1e4c6a10"
+EXAMPLE_MEMORY = {
+    "id": EXAMPLE_ID, "owner_id": "my_customer_001", "user_id": "user_123",
+    "type": "preference", "content": "User prefers dark mode", "confidence": 1.0,
+    "key": "ui_theme", "value": "dark", "importance": 4, "metadata": {}, "ttl_seconds": None,
+    "expires_at": None, "ingestion_mode": "explicit", "is_deleted": False,
+    "created_at": "2026-11-29T10:00:00Z", "updated_at": "2026-11-29T10:00:00Z",
+}  # fmt: skip
+EXAMPLE_BODY = {
+    "user_id": "user_123", "type": "preference", "content": "User prefers dark mode",
+    "key": "ui_theme", "value": "dark", "importance": 4,
+}  # fmt: skip
+BATCH_EXAMPLES = [
+    OpenApiExample(
+        "Two memories",
+        request_only=True,
+        value={
+            "memories": [
+                EXAMPLE_BODY,
+                {"user_id": "user_123", "type": "fact", "content": "Lives in Lisbon"},
+            ]
+        },
+    ),
+    OpenApiExample("Stored", response_only=True, value={"memories": [EXAMPLE_MEMORY]}),
+]
+UPSERT_EXAMPLES = [
+    OpenApiExample("Keep the theme current", request_only=True, value=EXAMPLE_BODY),
+    OpenApiExample(
+        "Updated",
+        response_only=True,
+        value={
+            "result": "updated",
+            "memory": {**EXAMPLE_MEMORY, "updated_at": "2026-11-29T11:00:00Z"},
+        },
+    ),
+]
+BATCH_DELETE_EXAMPLES = [
+    OpenApiExample(
+        "Two ids",
+        request_only=True,
+        value={"ids": [EXAMPLE_ID, "0d8e3a57-1f0e-4c55-a8a4-6e1dd2b8a111"]},
+    ),
+    OpenApiExample(
+        "One deleted, one unknown",
+        response_only=True,
+        value={"deleted": [EXAMPLE_ID], "not_found": ["0d8e3a57-1f0e-4c55-a8a4-6e1dd2b8a111"]},
+    ),
+]
+HISTORY_EXAMPLES = [
+    OpenApiExample(
+        "Created, then changed",
+        response_only=True,
+        value=[
+            {
+                "version": 1,
+                "event": "created",
+                "recorded_at": "2026-11-29T10:00:00Z",
+                "type": "preference",
+                "content": "User prefers light mode",
+                "key": "ui_theme",
+                "value": "light",
+                "importance": 4,
+                "confidence": 1.0,
+                "metadata": {},
+                "expires_at": None,
+            },
+            {
+                "version": 2,
+                "event": "updated",
+                "recorded_at": "2026-11-29T11:00:00Z",
+                "type": "preference",
+                "content": "User prefers dark mode",
+                "key": "ui_theme",
+                "value": "dark",
+                "importance": 4,
+                "confidence": 1.0,
+                "metadata": {},
+                "expires_at": None,
+            },
+        ],
+    )
+]
+
+
 def _memory_users(memories: list[dict]) -> list[str]:
     return [memory["user_id"] for memory in memories]
 
@@ -279,6 +364,7 @@ class MemoryBatchView(APIView):
         parameters=IDEMPOTENCY_PARAMETERS,
         request=MemoryBatchSerializer,
         responses={200: MemoryBatchResponseSerializer, **error_responses(400, 409, 413, 422)},
+        examples=BATCH_EXAMPLES,
     )
     @idempotent(user_ids=lambda body: _memory_users(body["memories"]))
     def post(self, request):
@@ -302,6 +388,7 @@ class MemoryBatchDeleteView(APIView):
             200: MemoryBatchDeleteResponseSerializer,
             **error_responses(400, 409, 413, 422),
         },
+        examples=BATCH_DELETE_EXAMPLES,
     )
     @idempotent(user_ids=lambda body: [])  # ids only: no end user's data
     def post(self, request):
@@ -328,6 +415,7 @@ class MemoryUpsertView(APIView):
         parameters=IDEMPOTENCY_PARAMETERS,
         request=MemoryUpsertSerializer,
         responses={200: MemoryUpsertResponseSerializer, **error_responses(400, 409, 413, 422)},
+        examples=UPSERT_EXAMPLES,
     )
     @idempotent(user_ids=lambda body: [body["memory"]["user_id"]])
     def post(self, request):
@@ -352,6 +440,7 @@ class MemoryHistoryView(APIView):
             200: OpenApiResponse(MemoryVersionSerializer(many=True), description="Oldest first."),
             **error_responses(404),
         },
+        examples=HISTORY_EXAMPLES,
     )
     def get(self, request, memory_id):
         if not Memory.objects.for_owner(request.auth.owner_id).filter(pk=memory_id).exists():

@@ -56,6 +56,9 @@ def test_no_plaintext_anywhere_after_create(client):
 def test_rotation_with_two_keys_then_old_key_removed(settings, client):
     old_key = settings.ENCRYPTION_KEYS[0]
     memory = make_memory("acme", user_id="u1", content=f"rotating {MARKER}", value=[1, MARKER])
+    client.patch(f"/api/v1/memory/{memory.id}", {"importance": 2}, format="json")
+    retry = {"user_id": "u1", "type": "fact", "content": f"kept {MARKER}"}
+    kept = client.post("/api/v1/memory", retry, format="json", HTTP_IDEMPOTENCY_KEY="r1")
     before = raw_tokens(memory.id)
     new_key = Fernet.generate_key().decode()
     settings.ENCRYPTION_KEYS = [new_key, old_key]
@@ -63,13 +66,20 @@ def test_rotation_with_two_keys_then_old_key_removed(settings, client):
     out = StringIO()
     call_command("rotate_encryption_key", stdout=out, stderr=StringIO())
 
-    assert "Re-encrypted and reindexed 1 memories" in out.getvalue()
+    assert "Re-encrypted and reindexed 2 memories" in out.getvalue()
+    assert "Re-encrypted 1 kept Idempotency-Key responses" in out.getvalue()
+    replay = client.post("/api/v1/memory", retry, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    assert replay["Idempotent-Replayed"] == "true"  # hashed under the old key, still matches
+    assert replay.json() == kept.json()
     after = raw_tokens(memory.id)
     assert all(a != b for a, b in zip(after, before, strict=True))
     assert MARKER not in all_rows_text()
     settings.ENCRYPTION_KEYS = [new_key]  # old key gone: everything still reads
     fetched = client.get(f"/api/v1/memory/{memory.id}").json()
     assert fetched["content"] == f"rotating {MARKER}"
+    history = client.get(f"/api/v1/memory/{memory.id}/history").json()
+    assert [v["content"] for v in history] == [f"rotating {MARKER}"] * 2
+    assert client.get(f"/api/v1/memory/{kept.json()['id']}").json() == kept.json()
     assert fetched["value"] == [1, MARKER]
     # and the index was rebuilt under the new key: the words still match
     context = client.post(

@@ -4,6 +4,7 @@ exactly like one that does not exist, on every endpoint and verb, and stays unch
 import uuid
 
 import pytest
+from rest_framework.test import APIClient
 
 from apikeys.models import AuditEvent
 from memories.models import IdempotentRequest, Memory, MemoryTerm, MemoryVersion
@@ -203,3 +204,13 @@ def test_an_idempotency_key_of_another_owner_is_a_different_key(client, client_f
     assert mine.json()["id"] != theirs.json()["id"]
     assert other_body.status_code == 422  # acme's own key now, not globex's
     assert IdempotentRequest.objects.filter(key="shared-key").count() == 2
+
+
+@pytest.mark.parametrize("segment", ["not-a-uuid", "a%0Ab", "batchx", "upsert/extra"])
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_a_malformed_memory_id_is_the_authenticated_json_404(client, segment, method):
+    response = getattr(client, method)(f"{URL}/{segment}")
+    assert (response.status_code, response.json()) == (404, NOT_FOUND)
+    assert "X-RateLimit-Remaining" in response
+    anonymous = getattr(APIClient(), method)(f"{URL}/{segment}")
+    assert anonymous.status_code == 401

@@ -3,14 +3,15 @@ from django.db import transaction
 from tqdm import tqdm
 
 from memories import services
-from memories.models import Memory, MemoryEmbedding
+from memories.models import IdempotentRequest, Memory, MemoryEmbedding, MemoryVersion
 
 BATCH = 500
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every memory under the first ENCRYPTION_KEY key and rebuild its blind "
+        "Re-encrypt every memory (with its history and embedding) and every kept "
+        "Idempotency-Key response under the first ENCRYPTION_KEY key, and rebuild the blind "
         "index. Put the new key first in ENCRYPTION_KEY, keep the old ones after it, run "
         "this, then drop the old keys. Resumable and safe while the service serves traffic."
     )
@@ -35,6 +36,8 @@ class Command(BaseCommand):
                 done += len(ids)
                 progress.update(len(ids))
         self.stdout.write(f"Re-encrypted and reindexed {done} memories.")
+        kept = self._rotate_kept_responses()
+        self.stdout.write(f"Re-encrypted {kept} kept Idempotency-Key responses.")
 
     @staticmethod
     def _rotate(ids) -> None:
@@ -47,3 +50,19 @@ class Command(BaseCommand):
                 services.reindex_memory(memory_id=memory.pk)
             for embedding in MemoryEmbedding.objects.filter(memory_id__in=ids):
                 embedding.save(update_fields=["vector"])
+            for version in MemoryVersion.objects.filter(memory_id__in=ids):
+                version.save(update_fields=["snapshot"])
+
+    @staticmethod
+    def _rotate_kept_responses() -> int:
+        """Idempotency-Key responses (24 hours' worth): re-encrypted one by one, each
+        locked so that a request completing it meanwhile is not overwritten."""
+        done = 0
+        ids = IdempotentRequest.objects.filter(response_body__isnull=False).values_list("pk")
+        for (pk,) in ids.iterator():
+            with transaction.atomic():
+                kept = IdempotentRequest.objects.select_for_update().filter(pk=pk).first()
+                if kept is not None and kept.response_body is not None:
+                    kept.save(update_fields=["response_body"])
+                    done += 1
+        return done
