@@ -1,7 +1,7 @@
 """End-to-end HTTP benchmark of the memory service, as deployed.
 
     .venv/bin/python bench/run.py [--quick]
-        [--scenarios create,floor,batch,idempotent,list,stats,context]
+        [--scenarios create,floor,batch,idempotent,upsert,list,stats,context]
                                   [--sizes 1000,10000] [--seconds 10]
 
 What it does:
@@ -63,7 +63,7 @@ OWNER = "bench-owner"
 CREATE_USER = "bench-create"
 FLOOR_USER = "bench-floor"
 HUGE_LIMIT = 100_000_000
-ALL_SCENARIOS = ["create", "floor", "batch", "idempotent", "list", "stats", "context"]
+ALL_SCENARIOS = ["create", "floor", "batch", "idempotent", "upsert", "list", "stats", "context"]
 BATCH_SIZE = 100  # memories per POST /api/v1/memory/batch
 THROUGHPUT_CONCURRENCY = 8
 PRELOAD_PROCESSES = 2
@@ -355,6 +355,11 @@ def batch_bodies(user_id: str) -> list[dict]:
     return [{"memories": memories[n : n + BATCH_SIZE]} for n in range(0, len(memories), BATCH_SIZE)]
 
 
+def upsert_bodies(user_id: str) -> list[dict]:
+    """Creates on the first pass over 400 keys, then unchanged upserts of the same bodies."""
+    return [{**body, "key": f"bench_key_{n}"} for n, body in enumerate(create_bodies(user_id))]
+
+
 def context_bodies(user_id: str) -> list[dict]:
     return [{"user_id": user_id, "query": q, "limit": 5} for q in corpus.QUERIES]
 
@@ -372,6 +377,8 @@ def plan(scenarios: list[str], sizes: list[int], rounds: int) -> list[dict]:
             steps.append({"scenario": "idempotent", "size": None, "concurrency": c8})
         if "batch" in scenarios:
             steps.append({"scenario": "batch", "size": None, "concurrency": c8})
+        if "upsert" in scenarios:
+            steps.append({"scenario": "upsert", "size": None, "concurrency": c8})
     for size in sizes:
         if "list" in scenarios:
             steps.append({"scenario": "list", "size": size, "concurrency": c8})
@@ -390,6 +397,8 @@ def request_for(step: dict) -> tuple[str, str, list[dict] | None, str]:
         return "POST", "/api/v1/memory", create_bodies(CREATE_USER), "service"
     if scenario == "batch":
         return "POST", "/api/v1/memory/batch", batch_bodies(CREATE_USER), "service"
+    if scenario == "upsert":
+        return "POST", "/api/v1/memory/upsert", upsert_bodies(CREATE_USER), "service"
     if scenario == "floor":
         return "POST", "/floor/memory", create_bodies(FLOOR_USER), "floor"
     user = user_for(size)
@@ -476,7 +485,10 @@ def write_ratios(rows: list[dict]) -> dict:
         return sum(found) / len(found) if found else None
 
     create, batch, idempotent = rps("create"), rps("batch"), rps("idempotent")
+    upsert = rps("upsert")
     ratios = {}
+    if create and upsert:
+        ratios["upsert_vs_create"] = round(upsert / create, 3)
     if create and batch:
         ratios["batch_memories_per_s"] = round(batch * BATCH_SIZE, 1)
         ratios["batch_vs_single"] = round(batch * BATCH_SIZE / create, 2)

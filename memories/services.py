@@ -303,7 +303,8 @@ def _record_version(memory: Memory, *, event: str) -> None:
         if field.name != "version"
     ]
     with db.cursor() as cursor:
-        cursor.execute(_next_version_sql(db.alias), [*params, memory.pk])
+        memory_id = Memory._meta.pk.get_db_prep_value(memory.pk, db)
+        cursor.execute(_next_version_sql(db.alias), [*params, memory_id])
         (number,) = cursor.fetchone()
     if number > MAX_VERSIONS_PER_MEMORY:
         MemoryVersion.objects.filter(
