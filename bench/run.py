@@ -259,15 +259,21 @@ local bodies = {{
 }}
 local i = 0
 local prefix = ""
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
 init = function(args)
-  prefix = tostring(math.random(1, 1000000000))
-  i = math.random(#bodies)
+  -- Unique per thread and per run: wrk's threads share one random seed.
+  prefix = tostring(os.time()) .. "-" .. tostring(thread_number)
+  i = thread_number * 7919 % #bodies
 end
 request = function()
   i = i + 1
   local headers = {{}}
   for name, value in pairs(wrk.headers) do headers[name] = value end
-  headers[{lua_string(unique_header)}] = prefix .. "-" .. i
+  headers[{json.dumps(unique_header)}] = prefix .. "-" .. i
   return wrk.format(nil, nil, headers, bodies[i % #bodies + 1])
 end
 """
