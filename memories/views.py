@@ -458,4 +458,4 @@ class MemoryNotFoundView(APIView):
     def get(self, request, rest):
         raise NotFound()
 
-    post = patch = delete = put = get
+    post = patch = delete = put = options = get

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers as default_cors_headers
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -89,7 +90,10 @@ CORS_EXPOSE_HEADERS = [
     "Link",
     "X-Next-Cursor",
     "X-Request-ID",
+    "Idempotent-Replayed",
 ]
+# Browsers may send Idempotency-Key on cross-origin writes (the defaults, plus that one).
+CORS_ALLOW_HEADERS = (*default_cors_headers, "idempotency-key")
 
 DATABASE_URL = env.str("DATABASE_URL", default="").strip()
 if DATABASE_URL:

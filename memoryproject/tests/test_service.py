@@ -114,6 +114,13 @@ def test_cors_allows_only_listed_origins(settings):
         HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
     )
     assert allowed["Access-Control-Allow-Origin"] == "https://app.example.com"
+    retry = client.options(
+        "/api/v1/memory/batch",
+        HTTP_ORIGIN="https://app.example.com",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type, idempotency-key",
+    )
+    assert "idempotency-key" in retry["Access-Control-Allow-Headers"]
     denied = client.get("/health", HTTP_ORIGIN="https://evil.example.com")
     assert "Access-Control-Allow-Origin" not in denied
 
