@@ -1,34 +1,36 @@
-"""The Idempotency-Key header on memory writes, with the semantics Stripe documents:
+"""The Idempotency-Key header on memory writes, with the semantics Stripe documents.
 
-- The first request with a key claims it: one INSERT … ON CONFLICT DO NOTHING of a row that
-  says "running" until `claimed_until`. The claim is a database row, so it holds across
-  workers and hosts.
-- The request then runs in a transaction that also stores its 2xx response (encrypted) in
-  that row, so the memory and the kept response commit together or not at all.
-- A failed request (4xx, 5xx, any exception) deletes its claim: the client may retry.
-  A worker that dies leaves the claim behind; after CLAIM_LEASE the next request with the
-  key takes it over (and a late commit of the dead request's transaction, had it been only
-  slow, finds its claim gone and rolls back).
-- The same key with the same method, path and parsed body replays the kept response; with
-  anything else it is a 422; while the first request runs it is a 409.
-- Kept responses expire after KEEP. An expired row is ignored and reused in place when its
-  key comes back; `manage.py purge_idempotency_keys` deletes expired rows, and about one
-  kept response in PURGE_EVERY also deletes up to PURGE_BATCH expired rows on the way.
-- Each kept response lists the end users whose data it holds, so that erasing a user
-  (GDPR) erases the responses too.
+A request with a key runs in one transaction that:
+1. takes a transaction-scoped advisory lock on a hash of (owner, key) without waiting;
+   held by another request (on any worker or host: the lock lives in PostgreSQL), the
+   answer is 409. A failed request's rollback, or a dead worker's lost connection, releases
+   the lock at once: nothing is left behind to expire;
+2. looks the key up: a kept response for the same method, path and parsed body is replayed;
+   for another request it is a 422; none (or an expired one) lets the request run;
+3. runs the request and, if it answered 2xx, stores its response (encrypted) in the same
+   transaction, so the memory and the kept response commit together or not at all. A
+   failure (4xx, 5xx, any exception) keeps nothing, and the key may be used again.
+
+Kept responses expire after KEEP: an expired one is never replayed and is replaced in place
+when its key comes back. `manage.py purge_idempotency_keys` deletes expired rows, and about
+one kept response in PURGE_EVERY also deletes up to PURGE_BATCH of them on the way. Each
+kept response lists the end users whose data it holds, so that erasing a user (GDPR)
+erases it too.
+
+SQLite has no advisory locks; it has one writer at a time, so the transaction takes the
+write lock first instead, and a concurrent request with the same key waits for the first
+and then replays its response rather than getting a 409.
 """
 
 import functools
 import hashlib
 import hmac
 import json
-import logging
 import random
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -36,16 +38,11 @@ from rest_framework.response import Response
 from memories import crypto
 from memories.models import IdempotentRequest, IdempotentRequestUser
 
-logger = logging.getLogger(__name__)
-
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 KEY_ERROR = "Must be 1 to 255 printable ASCII characters without spaces."
 KEEP = timedelta(hours=24)
-# Longer than any request may run (gunicorn's worker timeout is 120 s), so a live request
-# never loses its claim; a crashed worker's key is free again this long after the crash.
-CLAIM_LEASE = timedelta(seconds=150)
 PURGE_EVERY = 100
 PURGE_BATCH = 500
 
@@ -86,109 +83,104 @@ def _same_request(stored: str, *, method: str, path: str, data) -> bool:
     )
 
 
+def key_lock_id(owner_id: str, key: str) -> int:
+    """The advisory lock that a request with this key holds while it runs."""
+    message = "\x1f".join(("idempotency", owner_id, key)).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(message, digest_size=8).digest(), "big", signed=True)
+
+
+def _lock(*, owner_id: str, key: str) -> None:
+    """Inside the request's transaction: hold the key until the transaction ends, or
+    refuse with 409 if another request holds it now."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key_lock_id(owner_id, key)])
+            if not cursor.fetchone()[0]:
+                raise StillInProgress()
+        else:
+            table = db.ops.quote_name(IdempotentRequest._meta.db_table)
+            cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")  # the write lock
+
+
+# Both statements run on every request with a key: written once here, not built by the ORM
+# per request (that cost more CPU than the rest of a create).
 @functools.cache
-def _claim_sql(alias: str) -> str:
+def _lookup_sql(alias: str) -> str:
     quote = connections[alias].ops.quote_name
-    columns = ("owner_id", "key", "request_hash", "claim", "claimed_until", "created_at")
-    columns += ("expires_at",)
+    return (
+        f"SELECT id, request_hash, response_status, response_body, expires_at > %s "
+        f"FROM {quote(IdempotentRequest._meta.db_table)} "
+        f"WHERE owner_id = %s AND {quote('key')} = %s"
+    )
+
+
+@functools.cache
+def _keep_sql(alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    columns = ("owner_id", "key", "request_hash", "response_status", "response_body")
+    columns += ("created_at", "expires_at")
+    replaced = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns[2:])
     return (
         f"INSERT INTO {quote(IdempotentRequest._meta.db_table)} "
         f"({', '.join(quote(c) for c in columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT (owner_id, {quote('key')}) DO NOTHING RETURNING id"
+        f"ON CONFLICT (owner_id, {quote('key')}) DO UPDATE SET {replaced} RETURNING id"
     )
 
 
-def _insert_claim(*, owner_id: str, key: str, fingerprint: str, claim: uuid.UUID, now) -> int:
-    """The new row's id, or None when the owner already has a row for key."""
+def _kept_response(*, owner_id: str, key: str, request: dict) -> tuple[Response | None, int]:
+    """Under the key's lock: (the kept response to replay or None to run the request, the
+    id of an expired row to replace or 0), or 422 if the key was used with another request."""
     db = connections[DEFAULT_DB_ALIAS]
-    prep = db.ops.adapt_datetimefield_value
-    claim_value = claim if db.vendor == "postgresql" else claim.hex
-    params = [owner_id, key, fingerprint, claim_value, prep(now + CLAIM_LEASE), prep(now)]
-    params.append(prep(now + KEEP))
     with db.cursor() as cursor:
-        cursor.execute(_claim_sql(db.alias), params)
+        now = db.ops.adapt_datetimefield_value(timezone.now())
+        cursor.execute(_lookup_sql(db.alias), [now, owner_id, key])
         row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _claim(*, owner_id: str, key: str, request: dict) -> tuple[int, uuid.UUID] | Response:
-    """Claim key for this request (method, path, data): (row id, claim), or the kept
-    response to replay."""
-    fingerprint = request_hash(**request)
-    claim = uuid.uuid4()
-    for _ in range(3):  # a row deleted or taken between two statements: look again
-        now = timezone.now()
-        row_id = _insert_claim(
-            owner_id=owner_id, key=key, fingerprint=fingerprint, claim=claim, now=now
-        )
-        if row_id is not None:
-            return row_id, claim
-        row = IdempotentRequest.objects.filter(owner_id=owner_id, key=key).first()
-        if row is None:
-            continue
-        rows = IdempotentRequest.objects.filter(pk=row.pk)
-        if row.expires_at <= now:
-            # Expired: as if the key had never been used.
-            taken = rows.filter(expires_at__lte=now).update(
-                request_hash=fingerprint, claim=claim, claimed_until=now + CLAIM_LEASE,
-                response_status=None, response_body=None, created_at=now, expires_at=now + KEEP,
-            )  # fmt: skip
-            if taken:
-                IdempotentRequestUser.objects.filter(request_id=row.pk).delete()
-                return row.pk, claim
-            continue
-        if row.request_hash != fingerprint and not _same_request(row.request_hash, **request):
-            raise DifferentRequest()
-        if row.response_status is not None:
-            return Response(
-                row.response_body, status=row.response_status, headers={REPLAYED_HEADER: "true"}
-            )
-        if row.claimed_until > now:
-            raise StillInProgress()
-        # The claim outlived its lease: its worker died. Take it over.
-        taken = rows.filter(claim=row.claim, response_status__isnull=True).update(
-            claim=claim, claimed_until=now + CLAIM_LEASE
-        )
-        if taken:
-            return row.pk, claim
-    raise StillInProgress()
+    if row is None:
+        return None, 0
+    row_id, stored_hash, status_code, body, live = row
+    if not live:
+        return None, row_id
+    if not _same_request(stored_hash, **request):
+        raise DifferentRequest()
+    return Response(
+        crypto.decrypt_json(body), status=status_code, headers={REPLAYED_HEADER: "true"}
+    ), 0
 
 
 def _keep(
-    *, owner_id: str, row_id: int, claim: uuid.UUID, response: Response, user_ids: Iterable[str]
+    *,
+    owner_id: str,
+    key: str,
+    request: dict,
+    response: Response,
+    user_ids: Iterable[str],
+    replaces: int,
 ) -> None:
-    """Inside the request's transaction: store its response under the claim, or roll the
-    request back if the claim was taken over meanwhile."""
+    """Under the key's lock, in the request's transaction: store its response (over the
+    expired row `replaces`, if any) and the users whose data it holds."""
+    db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
-    kept = IdempotentRequest.objects.filter(
-        pk=row_id, claim=claim, response_status__isnull=True
-    ).update(
-        response_status=response.status_code,
-        response_body=response.data,
-        claimed_until=now,
-        expires_at=now + KEEP,
-    )
-    if not kept:
-        raise StillInProgress()
-    IdempotentRequestUser.objects.bulk_create(
-        IdempotentRequestUser(request_id=row_id, owner_id=owner_id, user_id=user_id)
-        for user_id in sorted(set(user_ids))
-    )
-
-
-def _release(*, row_id: int, claim: uuid.UUID) -> None:
-    """Free the key after a failure, so that the client can retry with it."""
-    try:
-        IdempotentRequest.objects.filter(
-            pk=row_id, claim=claim, response_status__isnull=True
-        ).delete()
-    except DatabaseError:
-        # The database is what failed: the lease frees the key later.
-        logger.warning("idempotency claim not released; it expires with its lease")
+    prep = db.ops.adapt_datetimefield_value
+    params = [owner_id, key, request_hash(**request), response.status_code]
+    params += [crypto.encrypt_json(response.data), prep(now), prep(now + KEEP)]
+    users = sorted(set(user_ids))
+    with db.cursor() as cursor:
+        cursor.execute(_keep_sql(db.alias), params)
+        (row_id,) = cursor.fetchone()
+        if replaces:
+            IdempotentRequestUser.objects.filter(request_id=replaces).delete()
+        if users:
+            table = db.ops.quote_name(IdempotentRequestUser._meta.db_table)
+            values = ", ".join(["(%s, %s, %s)"] * len(users))
+            cursor.execute(
+                f"INSERT INTO {table} (request_id, owner_id, user_id) VALUES {values}",
+                [value for user_id in users for value in (row_id, owner_id, user_id)],
+            )
 
 
 def purge_expired(*, limit: int | None = None) -> int:
-    """Delete expired kept responses and claims (at most limit); how many went."""
+    """Delete expired kept responses (at most limit); how many went."""
     expired = IdempotentRequest.objects.filter(expires_at__lte=timezone.now())
     if limit is not None:
         expired = IdempotentRequest.objects.filter(
@@ -210,28 +202,25 @@ def idempotent(user_ids: Callable[[dict], Iterable[str]]):
                 return handler(view, request, *args, **kwargs)
             if not is_valid_key(key):
                 raise serializers.ValidationError({HEADER: [KEY_ERROR]})
+            owner_id = request.auth.owner_id
             sent = {"method": request.method, "path": request.path, "data": request.data}
-            claimed = _claim(owner_id=request.auth.owner_id, key=key, request=sent)
-            if isinstance(claimed, Response):
-                return claimed
-            row_id, claim = claimed
-            try:
-                with transaction.atomic():
-                    response = handler(view, request, *args, **kwargs)
-                    if status.is_success(response.status_code):
-                        _keep(
-                            owner_id=request.auth.owner_id,
-                            row_id=row_id,
-                            claim=claim,
-                            response=response,
-                            user_ids=user_ids(response.data),
-                        )
-            except BaseException:
-                _release(row_id=row_id, claim=claim)
-                raise
-            if not status.is_success(response.status_code):
-                _release(row_id=row_id, claim=claim)
-            elif random.randrange(PURGE_EVERY) == 0:
+            with transaction.atomic():
+                _lock(owner_id=owner_id, key=key)
+                kept, replaces = _kept_response(owner_id=owner_id, key=key, request=sent)
+                if kept is not None:
+                    return kept
+                response = handler(view, request, *args, **kwargs)
+                if not status.is_success(response.status_code):
+                    return response
+                _keep(
+                    owner_id=owner_id,
+                    key=key,
+                    request=sent,
+                    response=response,
+                    user_ids=user_ids(response.data),
+                    replaces=replaces,
+                )
+            if random.randrange(PURGE_EVERY) == 0:
                 purge_expired(limit=PURGE_BATCH)
             return response
 

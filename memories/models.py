@@ -362,8 +362,8 @@ class MemoryVersion(models.Model):
 
 
 class IdempotentRequest(models.Model):
-    """A write sent with an Idempotency-Key: first a claim (the request is running),
-    then the kept response. Unique per owner and key; kept 24 hours."""
+    """The kept 2xx response of a write sent with an Idempotency-Key, for 24 hours. Unique
+    per owner and key. A request in progress holds a lock, not a row (memories.idempotency)."""
 
     id = models.BigAutoField(primary_key=True)
     owner_id = models.CharField(max_length=255)
@@ -371,13 +371,8 @@ class IdempotentRequest(models.Model):
     request_hash = models.CharField(
         max_length=64, help_text="Keyed hash of method, path and parsed JSON body."
     )
-    claim = models.UUIDField(help_text="Which running request holds the key.")
-    claimed_until = models.DateTimeField(
-        help_text="While running: after this moment the claim is presumed dead (a crashed "
-        "worker) and the next request with the key takes it over."
-    )
-    response_status = models.PositiveSmallIntegerField(null=True, help_text="NULL: running.")
-    response_body = EncryptedJSONField(null=True)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = EncryptedJSONField()
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
 

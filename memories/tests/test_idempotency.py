@@ -1,9 +1,11 @@
 """Idempotency-Key on the four memory writes: a retry never stores twice."""
 
+import contextlib
 import json
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections
@@ -11,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apikeys.services import create_api_key
-from memories.idempotency import CLAIM_LEASE
+from memories.idempotency import key_lock_id
 from memories.models import IdempotentRequest, IdempotentRequestUser, Memory
 from memories.tests.factories import make_memory
 
@@ -97,48 +99,49 @@ def test_keys_are_scoped_to_the_owner_and_shared_by_its_keys(client, client_for,
     assert Memory.objects.count() == 2
 
 
-def test_a_running_request_makes_the_same_key_409(client):
-    now = timezone.now()
-    IdempotentRequest.objects.create(
-        owner_id="acme", key="key-1", request_hash="0" * 64,
-        claim="00000000-0000-4000-8000-000000000001", claimed_until=now + CLAIM_LEASE,
-        created_at=now, expires_at=now + timedelta(hours=24),
+@contextlib.contextmanager
+def another_worker_running(owner_id: str, key: str):
+    """A request with this key in flight on another connection (another worker or host):
+    its transaction holds the key's lock. Leaving the block closes the connection without
+    committing, as a worker that dies mid-request does."""
+    settings = connection.settings_dict
+    worker = psycopg.connect(
+        dbname=settings["NAME"], user=settings["USER"], password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None, port=settings["PORT"] or None,
     )  # fmt: skip
-    response = post(client)
-    assert (response.status_code, response.json()) == (422, REUSED)  # another body's claim
-
-    IdempotentRequest.objects.all().delete()
-    claim = _crashed_claim(client, lease_left=CLAIM_LEASE)
-    response = post(client)
-    assert (response.status_code, response.json()) == (409, RUNNING)
-    assert str(IdempotentRequest.objects.get().claim) == claim
-    assert not Memory.objects.exists()
+    try:
+        worker.execute("SELECT pg_advisory_xact_lock(%s)", [key_lock_id(owner_id, key)])
+        yield
+    finally:
+        worker.close()  # no COMMIT: the lock goes with the connection
 
 
-def _crashed_claim(client, *, lease_left: timedelta):
-    """The row a request leaves behind when its worker dies mid-request: its claim, for
-    the same body, with lease_left of its lease to run."""
-    from memories.idempotency import request_hash
-
-    now = timezone.now()
-    row = IdempotentRequest.objects.create(
-        owner_id="acme", key="key-1", claim="00000000-0000-4000-8000-000000000002",
-        request_hash=request_hash(method="POST", path=URL, data=BODY),
-        claimed_until=now + lease_left, created_at=now - CLAIM_LEASE,
-        expires_at=now + timedelta(hours=24),
-    )  # fmt: skip
-    return row.claim
+pytestmark_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="advisory locks are PostgreSQL's"
+)
 
 
-def test_a_crashed_request_frees_its_key_when_its_lease_ends(client):
-    _crashed_claim(client, lease_left=-timedelta(seconds=1))
+@pytestmark_postgres
+def test_a_running_request_makes_the_same_key_409_and_a_crash_frees_it(client):
+    with another_worker_running("acme", "key-1"):
+        response = post(client)
+        other_key = post(client, key="key-2")
+        assert (response.status_code, response.json()) == (409, RUNNING)
+        assert other_key.status_code == 200  # only that key is held
+        assert Memory.objects.count() == 1
 
-    response = post(client)
-
-    assert response.status_code == 200 and "Idempotent-Replayed" not in response
-    assert Memory.objects.count() == 1
+    # The worker died without committing: the key is free at once, nothing was kept.
+    retried = post(client)
+    assert retried.status_code == 200 and "Idempotent-Replayed" not in retried
+    assert Memory.objects.count() == 2
     assert post(client)["Idempotent-Replayed"] == "true"
-    assert Memory.objects.count() == 1
+
+
+@pytestmark_postgres
+def test_the_lock_is_per_owner(client, client_for, other_key):
+    with another_worker_running("globex", "key-1"):
+        assert post(client).status_code == 200
+        assert post(client_for(other_key)).status_code == 409
 
 
 def test_a_replay_takes_a_rate_limit_token(client_for):

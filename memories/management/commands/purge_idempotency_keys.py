@@ -5,9 +5,8 @@ from memories.idempotency import purge_expired
 
 class Command(BaseCommand):
     help = (
-        "Delete Idempotency-Key records older than 24 hours (kept responses and abandoned "
-        "claims). Expired records are never replayed; this only reclaims their space. "
-        "Schedule it, e.g. hourly."
+        "Delete Idempotency-Key responses kept for more than 24 hours. Expired records are "
+        "never replayed; this only reclaims their space. Schedule it, e.g. hourly."
     )
 
     def handle(self, *args, **options):
