@@ -356,6 +356,7 @@ def _memory_users(memories: list[dict]) -> list[str]:
 class MemoryBatchView(APIView):
     @extend_schema(
         summary="Create up to 100 memories, all or nothing",
+        operation_id="memories_create_batch",
         description="Each item is exactly a `POST /api/v1/memory` body and is validated the "
         "same way. If any item is invalid, nothing is stored and the 400's `errors` is "
         '`{"memories": {"<index>": {<field>: [messages]}}}` for the bad items only. One '
@@ -379,6 +380,7 @@ class MemoryBatchView(APIView):
 class MemoryBatchDeleteView(APIView):
     @extend_schema(
         summary="Delete up to 100 memories for good",
+        operation_id="memories_delete_batch",
         description="In one transaction, each audited like `DELETE /api/v1/memory/{id}`. An "
         "id of another owner, or of no memory, is in `not_found`.",
         tags=TAGS,
@@ -407,6 +409,7 @@ class MemoryBatchDeleteView(APIView):
 class MemoryUpsertView(APIView):
     @extend_schema(
         summary="Create or update the user's memory with this key",
+        operation_id="memories_upsert",
         description="Validated exactly like a create, with `key` required. The user's newest "
         "live memory with that key gets the fields the request gives (the others keep their "
         "values; `ttl_seconds` counts from its `created_at`, as in PATCH); without one, a "
@@ -430,6 +433,7 @@ class MemoryUpsertView(APIView):
 class MemoryHistoryView(APIView):
     @extend_schema(
         summary="A memory's versions, oldest first",
+        operation_id="memories_history",
         description="Version 1 is the creation; every PATCH, upsert, extraction with save "
         "and soft delete adds one; the last one is the memory's current state. A soft-deleted "
         "memory keeps its history; a hard delete removes it. The newest 100 versions of a "

@@ -213,3 +213,21 @@ def test_bad_ids_are_a_400_and_nothing_is_deleted(client, ids):
     assert "ids" in response.json()["errors"]
     assert Memory.objects.filter(pk=memory.pk).exists()
     assert not AuditEvent.objects.filter(event="memory_hard_deleted").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "errors"),
+    [
+        (BATCH, {"memories": [item()], "memroies": []}, {"memroies": ["Unknown field."]}),
+        (BATCH, {"memories": [item(), item(importanse=3)]},
+         {"memories": {"1": {"importanse": ["Unknown field."]}}}),
+        (BATCH_DELETE, {"ids": [str(uuid.uuid4())], "force": True}, {"force": ["Unknown field."]}),
+        ("/api/v1/memory/upsert", {**item(key="k"), "kye": "k"}, {"kye": ["Unknown field."]}),
+    ],
+    ids=["batch", "batch-item", "batch-delete", "upsert"],
+)  # fmt: skip
+def test_an_unknown_field_is_a_400_that_names_it(client, path, body, errors):
+    response = client.post(path, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == errors
+    assert not Memory.objects.exists()
