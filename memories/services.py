@@ -430,7 +430,8 @@ class UpsertResult(NamedTuple):
 
 
 def _upsert_lock_id(owner_id: str, user_id: str, key: str) -> int:
-    message = "\x1f".join((owner_id, user_id, key)).encode("utf-8", "surrogatepass")
+    # A namespace of its own: never the lock of an Idempotency-Key (memories.idempotency).
+    message = "\x1f".join(("upsert", owner_id, user_id, key)).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(message, digest_size=8).digest(), "big", signed=True)
 
 
