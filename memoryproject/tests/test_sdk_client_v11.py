@@ -1,10 +1,5 @@
 """The Python client against the API v1.1 endpoints of the real service: batch create,
-batch delete, upsert, history and Idempotency-Key.
-
-PENDING: the file name keeps pytest from collecting it until API v1.1 is on main; then it
-becomes test_sdk_client_v11.py. Run it by hand with
-    scripts/test.sh memoryproject/tests/pending_v11_sdk_client.py
-"""
+batch delete, upsert, history and Idempotency-Key."""
 
 import anyio
 import pytest

@@ -1,9 +1,4 @@
-"""aimemory-mcp's remember with a key, which needs the upsert endpoint of API v1.1.
-
-PENDING: the file name keeps pytest from collecting it until API v1.1 is on main; then it
-becomes test_mcp_server_v11.py. Run it by hand with
-    scripts/test.sh memoryproject/tests/pending_v11_mcp_server.py
-"""
+"""aimemory-mcp's remember with a key, which needs the upsert endpoint of API v1.1."""
 
 import pytest
 
