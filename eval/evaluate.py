@@ -1,12 +1,20 @@
 """Context-retrieval eval: the service's ranker against plain BM25 baselines (bm25s).
 
-    .venv/bin/python eval/evaluate.py [--database-url URL] [--json out.json] [--show-misses]
+    .venv/bin/python eval/evaluate.py [--set facts|conversations|both] [--database-url URL]
+                                      [--json out.json] [--show-misses] [--embeddings]
 
-Loads eval/dataset.json into its own database (default
+Two sets: "facts" (eval/dataset.json, paraphrased facts about four users) and
+"conversations" (eval/conversations.json, multi-session dialogues stored one memory per
+turn, questions labelled single / when / multihop / inference). Both by default.
+
+Loads a set into its own database (default
 postgres://postgres@127.0.0.1:5432/memory_eval, created and migrated when missing) under
-owner "eval", replacing that owner's earlier rows, then asks every question through
-memories.retrieval.retrieve_context and through bm25s over the same users' decrypted
-memories. Reports recall@5, recall@10 and MRR (first relevant memory within the top 10).
+owner "eval", replacing that owner's earlier rows, through MemorySerializer and
+create_memory (so content is encrypted and the blind index is the real one), then asks
+every question through memories.retrieval.retrieve_context (what the context view calls)
+and through bm25s over the same users' decrypted memories. Reports recall@5, recall@10 and
+MRR (first relevant memory within the top 10), overall and per group: per question kind
+for the conversations, per user for the facts.
 
 Embeddings stay off unless --embeddings is given (then OPENAI_EMBEDDING_MODEL and the
 OpenAI settings come from the environment as usual).
@@ -28,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = Path(__file__).resolve().parent / "dataset.json"
+CONVERSATIONS = Path(__file__).resolve().parent / "conversations.json"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/memory_eval"
 OWNER_ID = "eval"
 TOP_K = 10
@@ -47,7 +56,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=DEFAULT_DATABASE_URL,
         help=f"database to load the eval set into (default {DEFAULT_DATABASE_URL})",
     )
-    parser.add_argument("--dataset", type=Path, default=DATASET, help="eval set (JSON)")
+    parser.add_argument(
+        "--set",
+        dest="which",
+        choices=("facts", "conversations", "both"),
+        default="both",
+        help="which eval set to run (default both)",
+    )
+    parser.add_argument("--dataset", type=Path, default=DATASET, help="facts set (JSON)")
+    parser.add_argument(
+        "--conversations", type=Path, default=CONVERSATIONS, help="conversational set (JSON)"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write results as JSON")
     parser.add_argument(
         "--show-misses",
@@ -122,6 +141,43 @@ def setup_django(args: argparse.Namespace) -> None:
 # --- Loading ----------------------------------------------------------------------------
 
 
+def conversations_as_dataset(conversations: dict) -> dict:
+    """The conversational set in the facts set's shape: one memory per turn, as a client
+    would store a dialogue. Content "<Speaker>: <text>" (plus " [image: <caption>]"),
+    type event, no importance, the session date and turn id only in metadata, created in
+    turn order a second apart (all just now: an ingest, not the conversation's dates)."""
+    users = []
+    for conversation in conversations["conversations"]:
+        turns = [
+            (session["date"], turn)
+            for session in conversation["sessions"]
+            for turn in session["turns"]
+        ]
+        memories = []
+        for i, (date, turn) in enumerate(turns):
+            content = f"{turn['speaker']}: {turn['text']}"
+            if turn.get("image"):
+                content += f" [image: {turn['image']}]"
+            memories.append(
+                {
+                    "id": turn["id"],
+                    "type": "event",
+                    "content": content,
+                    "importance": None,
+                    "seconds_ago": len(turns) - i,
+                    "metadata": {"session_date": date, "turn_id": turn["id"]},
+                }
+            )
+        questions = [
+            {"query": q["query"], "relevant": q["evidence"], "kind": q["kind"]}
+            for q in conversation["questions"]
+        ]
+        users.append(
+            {"user_id": conversation["user_id"], "memories": memories, "questions": questions}
+        )
+    return {"users": users}
+
+
 def load_dataset(dataset: dict) -> dict[str, dict]:
     """Replace owner "eval"'s memories with the dataset's. Returns, per user, the map
     dataset id -> Memory id."""
@@ -140,14 +196,19 @@ def load_dataset(dataset: dict) -> dict[str, dict]:
         for user in dataset["users"]:
             id_map = id_maps.setdefault(user["user_id"], {})
             for item in user["memories"]:
-                created_at = now - timedelta(days=item["days_ago"])
+                created_at = now - timedelta(
+                    days=item.get("days_ago", 0), seconds=item.get("seconds_ago", 0)
+                )
+                data = {
+                    "user_id": user["user_id"],
+                    "type": item["type"],
+                    "content": item["content"],
+                    "importance": item["importance"],
+                }
+                if item.get("metadata"):
+                    data["metadata"] = item["metadata"]
                 serializer = MemorySerializer(
-                    data={
-                        "user_id": user["user_id"],
-                        "type": item["type"],
-                        "content": item["content"],
-                        "importance": item["importance"],
-                    },
+                    data=data,
                     context={"now": created_at},
                 )
                 if not serializer.is_valid():
@@ -275,6 +336,7 @@ def evaluate(dataset: dict, id_maps: dict[str, dict]) -> tuple[list[Method], lis
                 ranked = rank(question["query"])
                 row = {
                     "user_id": user_id,
+                    "kind": question.get("kind", "-"),
                     "query": question["query"],
                     "relevant": question["relevant"],
                     "ranked": ranked,
@@ -287,6 +349,7 @@ def evaluate(dataset: dict, id_maps: dict[str, dict]) -> tuple[list[Method], lis
                         misses.append(
                             {
                                 "user_id": user_id,
+                                "kind": question.get("kind"),
                                 "query": question["query"],
                                 "missed": [(r, content[r]) for r in missed],
                                 "found": [
@@ -303,25 +366,40 @@ def evaluate(dataset: dict, id_maps: dict[str, dict]) -> tuple[list[Method], lis
 # --- Output -----------------------------------------------------------------------------
 
 
-def print_table(methods: list[Method], users: list[str], n_questions: int) -> None:
+def print_table(methods: list[Method], groups: list[str], group_by: str) -> None:
     width = max(len(m.name) for m in methods)
+    header = f"| {'method':<{width}} | recall@5 | recall@10 |   MRR |"
+    rule = f"|{'-' * (width + 2)}|---------:|----------:|------:|"
+    n_questions = len(methods[0].per_question)
     print(f"\nOverall ({n_questions} questions)\n")
-    print(f"| {'method':<{width}} | recall@5 | recall@10 |   MRR |")
-    print(f"|{'-' * (width + 2)}|---------:|----------:|------:|")
+    print(header)
+    print(rule)
     for m in methods:
         avg = averages(m.per_question)
         print(
             f"| {m.name:<{width}} | {avg['recall@5']:>8.3f} | {avg['recall@10']:>9.3f} "
             f"| {avg['mrr']:>5.3f} |"
         )
-    print("\nrecall@10 per user\n")
-    print(f"| {'method':<{width}} | " + " | ".join(f"{u:>8}" for u in users) + " |")
-    print(f"|{'-' * (width + 2)}|" + "|".join("-" * 9 + ":" for _ in users) + "|")
+    ours = methods[0]
+    print(f"\n{ours.name} per {group_by}\n")
+    gwidth = max(len(group_by), *(len(g) for g in groups))
+    print(f"| {group_by:<{gwidth}} | questions | recall@5 | recall@10 |   MRR |")
+    print(f"|{'-' * (gwidth + 2)}|----------:|---------:|----------:|------:|")
+    for g in groups:
+        rows = [r for r in ours.per_question if r[group_by] == g]
+        avg = averages(rows)
+        print(
+            f"| {g:<{gwidth}} | {len(rows):>9} | {avg['recall@5']:>8.3f} "
+            f"| {avg['recall@10']:>9.3f} | {avg['mrr']:>5.3f} |"
+        )
+    print(f"\nrecall@10 per {group_by}, every method\n")
+    print(f"| {'method':<{width}} | " + " | ".join(f"{g:>9}" for g in groups) + " |")
+    print(f"|{'-' * (width + 2)}|" + "|".join("-" * 10 + ":" for _ in groups) + "|")
     for m in methods:
         cells = []
-        for u in users:
-            avg = averages([r for r in m.per_question if r["user_id"] == u])
-            cells.append(f"{avg['recall@10']:>8.3f}")
+        for g in groups:
+            avg = averages([r for r in m.per_question if r[group_by] == g])
+            cells.append(f"{avg['recall@10']:>9.3f}")
         print(f"| {m.name:<{width}} | " + " | ".join(cells) + " |")
 
 
@@ -329,48 +407,63 @@ def print_misses(misses: list[dict]) -> None:
     print(f"\nQuestions where ours misses relevant memories in the top {TOP_K}: {len(misses)}")
     for i, miss in enumerate(misses, 1):
         found = ", ".join(f"{r}@{rank}" for r, rank in miss["found"]) or "none"
-        print(f"\n{i}. [{miss['user_id']}] {miss['query']}   (found: {found})")
+        kind = f" ({miss['kind']})" if miss.get("kind") else ""
+        print(f"\n{i}. [{miss['user_id']}]{kind} {miss['query']}   (found: {found})")
         for r, text in miss["missed"]:
             print(f"   missed  {r:>5}: {text}")
         for n, (r, text) in enumerate(miss["top3"], 1):
             print(f"   top{n}    {r:>5}: {text}")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run_set(name: str, dataset: dict, args: argparse.Namespace) -> dict:
+    """Load one set, ask its questions, print its tables; returns its JSON summary."""
     started = time.monotonic()
-    dataset = json.loads(args.dataset.read_text(encoding="utf-8"))
-    setup_django(args)
     id_maps = load_dataset(dataset)
     loaded = time.monotonic()
     methods, misses = evaluate(dataset, id_maps)
     users = [u["user_id"] for u in dataset["users"]]
     n_memories = sum(len(u["memories"]) for u in dataset["users"])
     n_questions = sum(len(u["questions"]) for u in dataset["users"])
+    kinds = list(
+        dict.fromkeys(q.get("kind", "-") for u in dataset["users"] for q in u["questions"])
+    )
+    group_by, groups = ("kind", kinds) if kinds != ["-"] else ("user_id", users)
+    print(f"\n## {name} set")
     print(
-        f"{n_memories} memories, {n_questions} questions, {len(users)} users; "
+        f"\n{n_memories} memories, {n_questions} questions, {len(users)} users; "
         f"load {loaded - started:.1f}s, eval {time.monotonic() - loaded:.1f}s"
     )
-    print_table(methods, users, n_questions)
+    print_table(methods, groups, group_by)
     if args.show_misses:
         print_misses(misses)
+    return {
+        "memories": n_memories,
+        "questions": n_questions,
+        "methods": {
+            m.name: {
+                "overall": averages(m.per_question),
+                "per_group": {
+                    g: averages([r for r in m.per_question if r[group_by] == g]) for g in groups
+                },
+                "questions": m.per_question,
+            }
+            for m in methods
+        },
+        "misses": misses,
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sets = []
+    if args.which in ("facts", "both"):
+        sets.append(("facts", json.loads(args.dataset.read_text(encoding="utf-8"))))
+    if args.which in ("conversations", "both"):
+        conversations = json.loads(args.conversations.read_text(encoding="utf-8"))
+        sets.append(("conversations", conversations_as_dataset(conversations)))
+    setup_django(args)
+    out = {name: run_set(name, dataset, args) for name, dataset in sets}
     if args.json:
-        out = {
-            "dataset": str(args.dataset),
-            "memories": n_memories,
-            "questions": n_questions,
-            "methods": {
-                m.name: {
-                    "overall": averages(m.per_question),
-                    "per_user": {
-                        u: averages([r for r in m.per_question if r["user_id"] == u]) for u in users
-                    },
-                    "questions": m.per_question,
-                }
-                for m in methods
-            },
-            "misses": misses,
-        }
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         print(f"\nwrote {args.json}")
     return 0
