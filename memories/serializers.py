@@ -420,6 +420,13 @@ class ContextRequestSerializer(JsonObjectSerializer):
         help_text="Only these memory types.",
     )
     min_importance = StrictIntegerField(min_value=1, max_value=5, required=False)
+    min_score = StrictFloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="Leave out memories whose relevance_score is below this (0 to 1, both "
+        "included), before `limit` applies. Omitted: no cut-off.",
+    )
     max_chars = StrictIntegerField(
         min_value=1,
         max_value=100_000,
@@ -432,8 +439,12 @@ class ContextMemorySerializer(MemorySerializer):
     memory_type = serializers.CharField(source="type", read_only=True)
     relevance_score = serializers.FloatField(
         read_only=True,
-        help_text="0 to 1, higher is more relevant: mostly BM25 match with the query "
-        "(normalised to the best match), plus importance and recency.",
+        help_text="0 to 1, higher is more relevant, comparable across queries. With a "
+        "query that matches: 0.80 x how fully the memory matches the query's words (BM25 "
+        "as a share of what a memory of average length holding every query word scores, "
+        "capped at 1) + 0.12 x importance + 0.08 x recency; with no match, importance and "
+        "recency only (at most 0.60 and 0.40). With embeddings on, half of it is the "
+        "cosine similarity to the query. See docs/RETRIEVAL.md.",
     )
 
 
