@@ -46,6 +46,10 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _APOSTROPHES = re.compile(r"['\u2019\u02bc]")
 _POSSESSIVE = re.compile(r"['\u2019\u02bc]s\b")
 
+# Words that shape a question but say nothing about its subject ("Would she likely enjoy
+# ...?", "What kind of ...?"). Left out of queries only: memories keep them.
+QUESTION_WORDS = frozenset("would could might likely probably possibly kind sort".split())
+
 # Weight of a related word relative to the word the query actually used.
 RELATED_WEIGHT = 0.35
 # Idioms whose words say nothing on their own ("living" is not about homes here).
@@ -99,7 +103,9 @@ def query_terms(text: str) -> dict[str, float]:
     folded = fold(text)
     for idiom, meaning in IDIOMS.items():
         folded = folded.replace(idiom, meaning)
-    own = set(list(dict.fromkeys(stems(folded)))[:MAX_QUERY_TERMS])
+    words = [w for w in tokens(folded) if w not in QUESTION_WORDS]
+    own_stems = _stemmer().stemWords(words) if words else []
+    own = set(list(dict.fromkeys(own_stems))[:MAX_QUERY_TERMS])
     weights = dict.fromkeys(own, 1.0)
     related = _related()
     for stem in own:

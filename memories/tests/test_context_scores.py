@@ -119,3 +119,12 @@ def test_feedback_finds_a_memory_through_the_best_match_and_sends_no_word(client
     executed = " ".join(q["sql"] for q in queries.captured_queries).lower()
     assert "binocular" not in executed
     assert "birdwatch" not in executed
+
+
+def test_question_words_do_not_match_memories(client):
+    # "probably" shapes the question; it is not what the question is about.
+    make_memory("acme", user_id="u1", content="Will probably sell the old piano")
+    make_memory("acme", user_id="u1", content="Went hiking in the Alps last summer")
+    body = context(client, "Would she probably go hiking?")
+    assert body["memories"][0]["content"] == "Went hiking in the Alps last summer"
+    assert body["memories"][1]["relevance_score"] <= 0.2  # "probably" matched nothing
