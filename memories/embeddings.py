@@ -79,8 +79,8 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 
 def rerank(candidates, *, owner_id: str, user_id: str, query: str) -> None:
-    """Blend each candidate's score with the cosine similarity of its stored vector to the
-    query's (half and half). Candidates without a vector keep their lexical score."""
+    """Fuse each candidate's score with the cosine similarity of its stored vector to the
+    query's (see `fuse`). Leaves the lexical scores alone when the service fails."""
     if not candidates:
         return
     vectors = embed_texts([query])
@@ -95,8 +95,24 @@ def rerank(candidates, *, owner_id: str, user_id: str, query: str) -> None:
             memory_id__in=[c.memory_id for c in candidates],
         ).values_list("memory_id", "vector")
     )
-    for candidate in candidates:
-        vector = stored.get(candidate.memory_id)
-        if vector is not None:
-            similarity = max(0.0, cosine(query_vector, vector))
-            candidate.score = 0.5 * candidate.score + 0.5 * similarity
+    similarities = {memory_id: cosine(query_vector, vector) for memory_id, vector in stored.items()}
+    fuse(candidates, similarities)
+
+
+# Share of the score that is cosine similarity, chosen on eval/ (docs/RETRIEVAL.md): the
+# blend of the comparable lexical score with raw cosine beat rank fusion (RRF).
+SEMANTIC_WEIGHT = 0.5
+
+
+def fuse(candidates, similarities: dict) -> None:
+    """score = (1 - w) * score + w * max(0, cosine). A candidate without a vector (its
+    embedding failed or is not made yet) counts as the median similarity of the others,
+    so that it sits on the same scale instead of keeping a pure lexical score."""
+    if not similarities:
+        return
+    ordered = sorted(similarities.values())
+    median = ordered[len(ordered) // 2]
+    w = SEMANTIC_WEIGHT
+    for c in candidates:
+        similarity = similarities.get(c.memory_id, median)
+        c.score = (1 - w) * c.score + w * max(0.0, similarity)

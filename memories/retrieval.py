@@ -8,7 +8,7 @@ lexical is BM25 as a share of what a memory of average length holding every word
 query once would score, capped at 1 (0 when nothing matches, so a query that matches
 nothing ranks by importance, then recency, and scores at most 0.20). importance maps 1..5
 to 0..1 (no importance counts as 3); recency halves every 30 days. With embeddings on, the
-score is (1 - w) * that + w * cosine similarity (clipped at 0), see embeddings.fuse.
+score is 0.5 * that + 0.5 * cosine similarity (clipped at 0), see embeddings.fuse.
 """
 
 import logging
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # and earlier saturation than the usual 1.2 / 0.75 (docs/RETRIEVAL.md).
 K1, B = 0.9, 0.4
 LEXICAL_POOL = 50  # lexical candidates considered for blending
-SEMANTIC_POOL = 50  # lexical candidates re-ranked when embeddings are on
+SEMANTIC_POOL = 150  # lexical candidates re-ranked when embeddings are on
 FALLBACK_POOL = 20  # most important and newest memories added as candidates
 # BM25's corpus statistics (live count, average length) cost a scan of the user's rows.
 # For large users they move slowly, so each worker reuses them for a short while.

@@ -270,3 +270,22 @@ def test_embedding_failure_degrades_to_lexical(
         make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
     assert MemoryEmbedding.objects.count() == 0
     assert contents(context(client, "beagle", limit=1)) == ["Has a beagle"]
+
+
+def test_memory_without_a_vector_is_scored_on_the_blended_scale(
+    client, embedding_server, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        make_memory("acme", user_id="u1", content="Never eats meat")
+    embedding_server.embedding_status = 500  # this one's embedding fails: no vector
+    with django_capture_on_commit_callbacks(execute=True):
+        make_memory("acme", user_id="u1", content="Has a beagle")
+    embedding_server.embedding_status = 200
+    assert MemoryEmbedding.objects.count() == 1
+    lexical_only = context(client, "beagle", user_id="u1")  # embeddings still on
+    beagle = lexical_only["memories"][0]
+    assert beagle["content"] == "Has a beagle"
+    # It counts as the others' median similarity (here: the meat memory's, near 0) rather
+    # than keeping its pure lexical score (about 0.95) beside blended ones.
+    assert beagle["relevance_score"] < 0.6
+    assert beagle["relevance_score"] > lexical_only["memories"][1]["relevance_score"]
