@@ -16,16 +16,21 @@ and through bm25s over the same users' decrypted memories. Reports recall@5, rec
 MRR (first relevant memory within the top 10), overall and per group: per question kind
 for the conversations, per user for the facts.
 
-Embeddings stay off unless --embeddings is given (then OPENAI_EMBEDDING_MODEL and the
-OpenAI settings come from the environment as usual).
+Embeddings stay off unless --embeddings is given. Then OPENAI_EMBEDDING_MODEL and the
+OpenAI settings come from the environment when OPENAI_BASE_URL is set; otherwise the
+script starts eval/embedding_server.py (all-MiniLM-L6-v2 on 127.0.0.1, needs
+eval/requirements-eval.txt) for the run and stops it at the end.
 """
 
 import argparse
+import atexit
 import base64
 import hashlib
 import json
 import logging
 import os
+import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -115,6 +120,29 @@ def ensure_postgres_database(url: str) -> None:
     print(f"created database {name!r}", file=sys.stderr)
 
 
+def start_embedding_server() -> subprocess.Popen:
+    """eval/embedding_server.py on a free loopback port; the OpenAI settings point at it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("embedding_server.py")), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        text=True,
+    )
+    atexit.register(server.terminate)
+    line = server.stdout.readline()  # printed once the model is loaded and the port bound
+    if not line.startswith("embeddings on"):
+        raise SystemExit("eval/embedding_server.py did not start (eval/requirements-eval.txt?)")
+    os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    os.environ["OPENAI_API_KEY"] = "local"
+    os.environ["OPENAI_EMBEDDING_MODEL"] = "all-MiniLM-L6-v2"
+    print(f"started the local embeddings server: {line.strip()}", file=sys.stderr)
+    return server
+
+
 def setup_django(args: argparse.Namespace) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "memoryproject.settings"
     os.environ["DEBUG"] = "true"
@@ -123,6 +151,8 @@ def setup_django(args: argparse.Namespace) -> None:
     os.environ.setdefault("SECRET_KEY", "eval-only-not-a-secret")
     if not args.embeddings:
         os.environ["OPENAI_EMBEDDING_MODEL"] = ""
+    elif not os.environ.get("OPENAI_BASE_URL"):
+        start_embedding_server()
     if not os.environ.get("LOG_LEVEL"):
         os.environ["LOG_LEVEL"] = "WARNING"
     sys.path.insert(0, str(ROOT))
@@ -179,8 +209,8 @@ def conversations_as_dataset(conversations: dict) -> dict:
 
 
 def load_dataset(dataset: dict) -> dict[str, dict]:
-    """Replace owner "eval"'s memories with the dataset's. Returns, per user, the map
-    dataset id -> Memory id."""
+    """Replace owner "eval"'s memories of the dataset's users with the dataset's. Returns,
+    per user, the map dataset id -> Memory id."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -192,7 +222,8 @@ def load_dataset(dataset: dict) -> dict[str, dict]:
     id_maps: dict[str, dict] = {}
     with transaction.atomic():
         # only("id"): deleting must not need to decrypt rows left by an earlier key.
-        Memory.objects.filter(owner_id=OWNER_ID).only("id").delete()
+        users = [user["user_id"] for user in dataset["users"]]
+        Memory.objects.filter(owner_id=OWNER_ID, user_id__in=users).only("id").delete()
         for user in dataset["users"]:
             id_map = id_maps.setdefault(user["user_id"], {})
             for item in user["memories"]:
