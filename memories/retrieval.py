@@ -43,9 +43,11 @@ RECENCY_HALF_LIFE_DAYS = 30.0
 # Pseudo-relevance feedback: up to PRF_TERMS stems of the PRF_DOCS best lexical matches
 # join the query with weight up to PRF_WEIGHT (docs/RETRIEVAL.md).
 PRF_DOCS, PRF_TERMS, PRF_WEIGHT = 3, 10, 0.3
-# An expansion stem in more memories than this says little, and reading its index rows
-# would cost more than the rest of the query: it is dropped after reading that many.
-FEEDBACK_MAX_DF = 200
+# An expansion stem in more memories than this is dropped after reading that many of its
+# index rows: the feedback round reads at most PRF_TERMS * (FEEDBACK_MAX_DF + 1) index rows
+# whatever the user's size (a common word says little as an expansion anyway).
+FEEDBACK_MAX_DF = 30
+FEEDBACK_POOL = 20  # new memories the feedback round may bring in
 
 
 @dataclass
@@ -421,7 +423,7 @@ def retrieve_context(
                 ),
                 first=first,
                 known=[c.memory_id for c in candidates],
-                pool_size=pool_size,
+                pool_size=FEEDBACK_POOL,
                 **scope,
             )
             _add_feedback(candidates, extra)
