@@ -147,6 +147,13 @@ def _lexical_candidates(
     # Per query stem (numbered, never sent in the clear): document frequency over all its
     # hashes (one per key during a rotation), and idf.
     idf = "LN(1 + (c.n - s.df + 0.5) / (s.df + 0.5))"
+    # What the feedback round reuses; it runs on PostgreSQL only (SQLite is for development).
+    term_weights_sql = "SELECT NULL AS terms, NULL AS weights"
+    if connection.vendor == "postgresql":
+        term_weights_sql = """
+        SELECT ARRAY_AGG(q.term ORDER BY q.term) AS terms,
+               ARRAY_AGG(q.weight * s.idf ORDER BY q.term) AS weights
+        FROM q JOIN stems s ON s.stem = q.stem"""
     sql = f"""
     WITH q(term, weight, stem) AS (VALUES {values}),
     corpus AS ({corpus_sql}),
@@ -165,11 +172,7 @@ def _lexical_candidates(
             FROM q LEFT JOIN df d ON d.term = q.term GROUP BY q.stem
         ) s CROSS JOIN corpus c
     ),
-    term_weights AS (
-        SELECT ARRAY_AGG(q.term ORDER BY q.term) AS terms,
-               ARRAY_AGG(q.weight * s.idf ORDER BY q.term) AS weights
-        FROM q JOIN stems s ON s.stem = q.stem
-    ),
+    term_weights AS ({term_weights_sql}),
     perfect AS (SELECT COALESCE(SUM(idf), 0) AS score FROM stems WHERE weight >= 1),
     bm25 AS (
         SELECT h.memory_id,
@@ -411,11 +414,12 @@ def retrieve_context(
     if stem_weights:
         pool_size = SEMANTIC_POOL if semantic else LEXICAL_POOL
         weights = _hashed_weights(owner_id=owner_id, user_id=user_id, stem_weights=stem_weights)
+        feedback = PRF_DOCS if connection.vendor == "postgresql" else 0
         candidates, best, first = _lexical_candidates(
-            weights=weights, pool_size=pool_size, feedback=PRF_DOCS, **scope
+            weights=weights, pool_size=pool_size, feedback=feedback, **scope
         )
         expansion = _feedback_stems(best, stem_weights) if best else {}
-        if expansion and first is not None:
+        if expansion and first is not None and first.terms is not None:
             scope.pop("limit")
             extra = _feedback_round(
                 expansion=_hashed_weights(
