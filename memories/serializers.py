@@ -324,6 +324,14 @@ class MemorySerializer(JsonObjectSerializer):
                 raise serializers.ValidationError(
                     {name: [f"Conflicts with the {name} the rule in content sets."]}
                 )
+        if json_size(rule.value) > MAX_VALUE_BYTES:
+            raise serializers.ValidationError(
+                {
+                    "content": [
+                        f"The value this rule sets is over {MAX_VALUE_BYTES} bytes as compact JSON."
+                    ]
+                }
+            )
         attrs["key"], attrs["value"] = rule.key, rule.value
 
     def _apply_ttl(self, attrs) -> None:
@@ -345,9 +353,14 @@ class MemorySerializer(JsonObjectSerializer):
             raise serializers.ValidationError({"ttl_seconds": ["Too large."]}) from None
         given = attrs.get("expires_at")
         if given is not None and abs(given - computed) > TTL_TOLERANCE:
-            raise serializers.ValidationError(
-                {"expires_at": ["Disagrees with created_at + ttl_seconds; send one of them."]}
-            )
+            conflict = {
+                "expires_at": ["Disagrees with created_at + ttl_seconds; send one of them."]
+            }
+            if not self.context.get("defer_ttl_check"):
+                raise serializers.ValidationError(conflict)
+            # An upsert knows only later whether it creates (then this is an error) or
+            # changes a memory (then created_at is that memory's: see the upsert view).
+            self.ttl_conflict = conflict
         attrs["expires_at"] = computed
 
 

@@ -4,6 +4,7 @@ import functools
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -460,10 +461,20 @@ def _same(name: str, current, given) -> bool:
     return current == given
 
 
-def upsert_memory(*, owner_id: str, data: dict, merge_metadata: bool = False) -> UpsertResult:
+def upsert_memory(
+    *,
+    owner_id: str,
+    data: dict,
+    merge_metadata: bool = False,
+    validate_new: Callable[[], dict] | None = None,
+    revalidate: Callable[[Memory], dict] | None = None,
+) -> UpsertResult:
     """Change the user's newest live memory with data's key to the fields data gives, or
     create one. Nothing is written when every given field already has its value.
-    merge_metadata: add the given metadata to the current one instead of replacing it."""
+    merge_metadata: add the given metadata to the current one instead of replacing it.
+    validate_new: finishes validating the request as a create, when it creates.
+    revalidate: validates the request again as a change of the locked memory (as PATCH
+    does: rules mode and TTL against its current state) and returns the changes."""
     user_id, key = data["user_id"], data["key"]
     with transaction.atomic():
         _lock_upsert(owner_id=owner_id, user_id=user_id, key=key)
@@ -471,7 +482,11 @@ def upsert_memory(*, owner_id: str, data: dict, merge_metadata: bool = False) ->
         # Locked: a PATCH of the same memory waits, so the comparison below stays true.
         existing = rows.select_for_update().order_by("-created_at", "-pk").first()
         if existing is None:
+            if validate_new is not None:
+                data = validate_new()
             return UpsertResult("created", create_memory(owner_id=owner_id, data=data))
+        if revalidate is not None:
+            data = {**revalidate(existing), "user_id": user_id}
         wanted = {name: value for name, value in data.items() if name != "user_id"}
         if wanted.get("ttl_seconds") is not None:
             # As PATCH: a TTL counts from the memory's creation, not from this request.

@@ -10,7 +10,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -422,10 +422,27 @@ class MemoryUpsertView(APIView):
     )
     @idempotent(user_ids=lambda body: [body["memory"]["user_id"]])
     def post(self, request):
-        serializer = MemoryUpsertSerializer(data=request.data)
+        serializer = MemoryUpsertSerializer(data=request.data, context={"defer_ttl_check": True})
         serializer.is_valid(raise_exception=True)
+
+        def as_new():
+            conflict = getattr(serializer, "ttl_conflict", None)
+            if conflict:
+                raise ValidationError(conflict)
+            return serializer.validated_data
+
+        def as_a_change(existing):
+            # An update is validated as PATCH validates it: rules mode against the memory's
+            # current type and key, a TTL from its created_at.
+            change = MemorySerializer(existing, data=request.data, partial=True)
+            change.is_valid(raise_exception=True)
+            return change.validated_data
+
         result, memory = services.upsert_memory(
-            owner_id=request.auth.owner_id, data=serializer.validated_data
+            owner_id=request.auth.owner_id,
+            data=serializer.validated_data,
+            validate_new=as_new,
+            revalidate=as_a_change,
         )
         return Response({"result": result, "memory": memory_payload(memory)})
 

@@ -185,3 +185,60 @@ def test_concurrent_upserts_of_one_key_give_one_memory(api_key):
     versions = MemoryVersion.objects.filter(memory=memory).order_by("version")
     updated = [result for _, result in results].count("updated")
     assert list(versions.values_list("version", flat=True)) == list(range(1, updated + 2))
+
+
+# --- an update is validated as PATCH validates it ------------------------------------------
+
+
+RULE = {"type": "preference", "content": "preference:theme=light", "key": "theme"}
+
+
+def test_upsert_in_rules_mode_rederives_the_value(client):
+    created = upsert(client, **RULE, ingestion_mode="rules").json()["memory"]
+    response = upsert(client, **{**RULE, "content": "preference:theme=blue"})
+    assert response.status_code == 200, response.json()
+    assert response.json()["result"] == "updated"
+    assert response.json()["memory"]["value"] == "blue"
+    assert client.get(f"/api/v1/memory/{created['id']}").json()["value"] == "blue"
+
+
+def test_upsert_in_rules_mode_refuses_a_type_the_content_contradicts(client):
+    created = upsert(client, **RULE, ingestion_mode="rules").json()["memory"]
+    response = upsert(client, **{**RULE, "type": "fact"})
+    assert response.status_code == 400
+    assert "content" in response.json()["errors"]
+    assert client.get(f"/api/v1/memory/{created['id']}").json()["type"] == "preference"
+
+
+def test_a_memory_read_back_with_a_ttl_can_be_sent_again(client):
+    created = upsert(client, type="fact", content="first", key="k", ttl_seconds=3600).json()
+    # Five seconds pass between reading the memory and sending it back.
+    row = Memory.objects.filter(pk=created["memory"]["id"])
+    row.update(
+        created_at=row.get().created_at - timedelta(seconds=5),
+        expires_at=row.get().expires_at - timedelta(seconds=5),
+    )
+    memory = client.get(f"/api/v1/memory/{created['memory']['id']}").json()
+    response = upsert(client, **{**memory, "content": "second"})
+    assert response.status_code == 200, response.json()
+    assert response.json()["result"] == "updated"
+    assert response.json()["memory"]["expires_at"] == memory["expires_at"]
+
+
+def test_a_rule_whose_value_is_over_the_limit_is_400(client):
+    content = "fact:k=" + "é" * 9_000  # 9,000 characters, 18,002 bytes as JSON
+    response = client.post(
+        "/api/v1/memory",
+        {"user_id": "u1", "type": "fact", "content": content, "ingestion_mode": "rules"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "over 10000 bytes" in response.json()["errors"]["content"][0]
+    assert not Memory.objects.exists()
+
+
+def test_a_create_by_upsert_still_refuses_an_expiry_that_disagrees_with_the_ttl(client):
+    response = upsert(client, ttl_seconds=3600, expires_at="2001-01-01T00:00:00Z")
+    assert response.status_code == 400
+    assert "expires_at" in response.json()["errors"]
+    assert not Memory.objects.exists()
