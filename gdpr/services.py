@@ -111,7 +111,9 @@ def _lock_memories(*, owner_id: str, user_id: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} "
-            "WHERE owner_id = %s AND user_id = %s FOR UPDATE) AS locked",
+            # In primary-key order, as a batch delete locks: two transactions that lock
+            # the same rows in the same order cannot deadlock.
+            "WHERE owner_id = %s AND user_id = %s ORDER BY id FOR UPDATE) AS locked",
             [owner_id, user_id],
         )
 

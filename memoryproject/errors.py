@@ -32,7 +32,8 @@ class PayloadTooLarge(exceptions.APIException):
 # SQLSTATE classes that mean the server cannot serve us now (see PostgreSQL's appendix A):
 # 08 connection exception, 53 insufficient resources (too many connections), 57P0x the
 # server shutting down or starting up, 57014 a statement timeout or cancel.
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014")
+# 40001 and 40P01: a serialization failure or deadlock, resolved by trying again.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "40001", "40P01")
 # SQLite: the file is busy or unreadable, as opposed to a statement it refuses.
 _SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
 

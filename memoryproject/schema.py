@@ -130,6 +130,7 @@ _ERROR_BODY = {
     }
 }
 _TRANSPORT_ERRORS = {
+    "411": "The body was sent chunked (Transfer-Encoding: chunked): send Content-Length.",
     "414": "The request line (URL with its query string) is longer than 8,190 bytes. "
     "Answered by the HTTP server before the API, so without rate-limit headers.",
     "431": "A header field is longer than 8,190 bytes, or there are more than 100. "

@@ -33,3 +33,9 @@ def test_a_closed_connection_is_unavailable():
         cursor.execute("SELECT 1")
     assert is_database_down(caught.value)
     connection.close()
+
+
+@pytest.mark.parametrize("code", ["deadlock_detected", "serialization_failure"])
+def test_a_deadlock_or_serialization_failure_is_retryable(code):
+    raised = error_of(f"DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '{code}'; END $$")
+    assert is_database_down(raised)

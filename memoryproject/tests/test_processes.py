@@ -200,6 +200,15 @@ def raw_request(url: str, request: bytes) -> tuple[int, dict, bytes]:
     head, _, body = received.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in header_lines)
+    if headers.get("Transfer-Encoding") == "chunked":
+        chunks, rest = [], body
+        while rest:
+            size, _, rest = rest.partition(b"\r\n")
+            if not int(size, 16):
+                break
+            chunks.append(rest[: int(size, 16)])
+            rest = rest[int(size, 16) + 2 :]
+        body = b"".join(chunks)
     return int(status_line.split()[1]), headers, body
 
 
@@ -233,3 +242,19 @@ def test_the_longest_valid_list_query_fits_the_request_line(start_server):
     status, _, body = http("GET", f"{server.url}/api/v1/memory?{query}", key)
     assert status == 400  # the forged cursor: the request reached Django and was checked
     assert "cursor" in body["errors"]
+
+
+def test_a_chunked_body_is_411_not_misread_as_empty(start_server):
+    server = start_server(workers=1)
+    key = server.new_key()
+    body = b'{"user_id": "u1", "type": "fact", "content": "x"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    status, _, answer = raw_request(
+        server.url,
+        b"POST /api/v1/memory HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + key.encode()
+        + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + chunked,
+    )
+    assert status == 411
+    assert json.loads(answer)["detail"].startswith("Content-Length required")
