@@ -199,6 +199,13 @@ class JsonObjectSerializer(serializers.Serializer):
     def get_fields(self):
         return {name: _copy_field(field) for name, field in self._declared_fields.items()}
 
+    def validate_empty_values(self, data):
+        # null where an object belongs says so in the object's own error shape
+        # ({"non_field_errors": [...]}), as any other non-object does, not as a bare list.
+        if data is None and not self.allow_null and not self.partial:
+            self.to_internal_value(data)
+        return super().validate_empty_values(data)
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             message = "The request body must be" if self.root is self else "Must be"

@@ -203,3 +203,9 @@ def test_export_streams_in_batches(client):
     assert len(chunks) > EXPORT_CHUNK * 2  # one piece per record, not one body
     body = json.loads(b"".join(chunks))
     assert body["counts"]["memories"] == len(body["memories"]) == EXPORT_CHUNK * 2 + 10
+
+
+def test_head_of_an_export_is_405_and_exports_nothing(client):
+    response = client.head("/api/v1/gdpr/export?user_id=u1")
+    assert response.status_code == 405
+    assert not AuditEvent.objects.filter(event=AuditEvent.Event.GDPR_EXPORT).exists()

@@ -231,3 +231,13 @@ def test_an_unknown_field_is_a_400_that_names_it(client, path, body, errors):
     assert response.status_code == 400
     assert response.json()["errors"] == errors
     assert not Memory.objects.exists()
+
+
+def test_a_null_item_is_reported_in_the_item_error_shape(client):
+    good = {"user_id": "u1", "type": "fact", "content": "likes tea"}
+    response = client.post("/api/v1/memory/batch", {"memories": [good, None]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "memories": {"1": {"non_field_errors": ["Must be a JSON object."]}}
+    }
+    assert not Memory.objects.exists()
