@@ -10,10 +10,14 @@ failure, which also finds the bucket empty. Below the limit nothing changes: eve
 failure is the same 401.
 
 The client address is REMOTE_ADDR, or with TRUSTED_PROXY_HOPS = n > 0 the n-th address
-from the right of X-Forwarded-For (the one the outermost trusted proxy saw).
+from the right of X-Forwarded-For (the one the outermost trusted proxy saw). A loopback
+address is never refused: it is a proxy on the same host (whose clients must be told apart
+with TRUSTED_PROXY_HOPS, or one client's guesses would lock every client out) or a local
+process, which holds the keys' host anyway.
 """
 
 import functools
+import ipaddress
 import threading
 import time
 import uuid
@@ -50,9 +54,16 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+def _exempt(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def check_address(request) -> None:
     """Raise TooManyFailures while the request's address is refused in this process."""
-    if not settings.AUTH_FAILURES_PER_MINUTE:
+    if not settings.AUTH_FAILURES_PER_MINUTE or not _blocked:
         return
     until = _blocked.get(client_address(request))
     if until is None:
@@ -68,9 +79,9 @@ def record_failure(request) -> int | None:
     """Count one failed authentication for the request's address. Past the limit, refuse
     the address in this process until a token is back, and return that wait in seconds."""
     limit = settings.AUTH_FAILURES_PER_MINUTE
-    if not limit:
-        return None
     address = client_address(request)
+    if not limit or _exempt(address):
+        return None
     decision = take(Bucket(uuid.uuid5(_NAMESPACE, f"auth-failures:{address}"), limit))
     if decision.allowed:
         return None

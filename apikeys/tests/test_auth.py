@@ -184,3 +184,8 @@ def test_short_bootstrap_key_stops_start_up(tmp_path):
     )
     assert done.returncode != 0
     assert "API_KEY must be at least 32 random characters" in done.stderr
+
+
+def test_loopback_is_never_locked_out(db, lockout_limit):
+    for _ in range(lockout_limit * 3):
+        _assert_auth_failure(client_at("127.0.0.1", "aimsk_live_guess").get(URL))
