@@ -116,7 +116,7 @@ class MemoryClient:
             except httpx.TransportError as error:
                 delay = retry_delay_for_error(error, op, attempt, self._settings)
             else:
-                delay = retry_delay_for_status(response, attempt, self._settings)
+                delay = retry_delay_for_status(response, attempt, self._settings, op)
                 if delay is None:
                     return response
                 response.close()

@@ -102,9 +102,10 @@ def default_headers(settings: Settings) -> dict[str, str]:
 @dataclass
 class Operation(Generic[T]):
     """One API call: what to send, how to read a successful answer, and how it may be
-    retried. `resendable` says whether sending it twice is harmless (reads, PATCH, DELETE,
-    writes carrying an Idempotency-Key); only those are retried after a failure that may
-    have happened once the server had the request."""
+    retried. `resendable` says whether sending it twice is harmless (reads, PATCH, writes
+    carrying an Idempotency-Key); only those are retried after a failure that may have
+    happened once the server had the request. Deletes are not: their second try would
+    report a 404 (or zero rows) for what the first one did."""
 
     method: str
     path: str
@@ -187,11 +188,17 @@ def backoff(attempt: int, *, rng: Callable[[], float] = random.random) -> float:
 
 
 def retry_delay_for_status(
-    response: httpx.Response, attempt: int, settings: Settings
+    response: httpx.Response, attempt: int, settings: Settings, op: Operation[Any]
 ) -> float | None:
     """How long to wait before sending again after this answer, or None to stop here (a
-    success, a status that is never retried, no retries left, or a Retry-After too long)."""
-    if response.status_code not in RETRY_STATUSES or attempt >= settings.max_retries:
+    success, a status that is never retried, no retries left, or a Retry-After too long).
+    A 409 for a write with an Idempotency-Key means this call's earlier try is still
+    running on the server (it timed out here): waiting and sending again replays its
+    answer, where raising would invite the caller to store everything twice."""
+    retryable = response.status_code in RETRY_STATUSES or (
+        response.status_code == 409 and op.idempotency_key is not None
+    )
+    if not retryable or attempt >= settings.max_retries:
         return None
     retry_after = response.headers.get("retry-after")
     if retry_after is not None:

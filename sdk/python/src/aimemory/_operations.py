@@ -95,7 +95,11 @@ def update(
 
 
 def delete(memory_id: str | uuid.UUID, *, timeout: Timeout | None) -> Operation[DeleteResult]:
-    return Operation("DELETE", memory_path(memory_id), model(DeleteResult), timeout=timeout)
+    # Not re-sent once it may have reached the server: a second try would answer 404 for
+    # a memory the first one deleted.
+    return Operation(
+        "DELETE", memory_path(memory_id), model(DeleteResult), resendable=False, timeout=timeout
+    )
 
 
 def delete_many(
@@ -114,11 +118,13 @@ def delete_many(
 def soft_delete(
     memory_id: str | uuid.UUID, *, user_id: str | None, timeout: Timeout | None
 ) -> Operation[Memory]:
+    # As delete: a second try would answer 404 for the memory the first one deleted.
     return Operation(
         "DELETE",
         memory_path(memory_id, "/soft"),
         model(Memory),
         params=without_none({"user_id": user_id}),
+        resendable=False,
         timeout=timeout,
     )
 
@@ -285,12 +291,14 @@ def gdpr_export(*, user_id: str, timeout: Timeout | None) -> Operation[UserExpor
 
 
 def gdpr_erase(*, user_id: str, timeout: Timeout | None) -> Operation[ErasureResult]:
-    # Erasing twice erases nothing more: safe to send again.
+    # Not re-sent once it may have reached the server: a second try would report zero
+    # rows erased, hiding what the first one erased.
     return Operation(
         "DELETE",
         "/api/v1/gdpr/delete",
         model(ErasureResult),
         params={"user_id": user_id},
         long=True,
+        resendable=False,
         timeout=timeout,
     )
