@@ -165,3 +165,26 @@ def test_version_payload_equals_the_documented_serializer(fields):
             **snapshot,
         )  # fmt: skip
         assert version_payload(version) == dict(MemoryVersionSerializer(source).data)
+
+
+def test_memories_from_before_history_get_their_version_1(client):
+    """The migration that backfills history, run again over a memory without versions."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("memories.migrations.0006_history_for_earlier_memories")
+    old = make_memory("acme", user_id="u1", content="written before v1.1", importance=4)
+    kept = make_memory("acme", user_id="u1", content="already has history")
+    MemoryVersion.objects.filter(memory=old).delete()
+
+    migration.backfill(apps, None)
+
+    (version,) = client.get(f"/api/v1/memory/{old.id}/history").json()
+    assert (version["version"], version["event"]) == (1, "created")
+    assert (version["content"], version["importance"]) == ("written before v1.1", 4)
+    assert MemoryVersion.objects.filter(memory=kept).count() == 1  # untouched
+    response = client.patch(f"/api/v1/memory/{old.id}", {"importance": 5}, format="json")
+    assert response.status_code == 200
+    history = client.get(f"/api/v1/memory/{old.id}/history").json()
+    assert [(v["version"], v["event"]) for v in history] == [(1, "created"), (2, "updated")]
