@@ -15,6 +15,7 @@ TAGS = ["gdpr"]
 class ExportView(APIView):
     # No HEAD: it would run and audit a whole export to send nothing.
     http_method_names = ["get", "options"]
+
     @extend_schema(
         summary="Export everything stored about a user (live, deleted and expired)",
         operation_id="gdpr_export",

@@ -2,7 +2,6 @@
 
 import base64
 import functools
-import hashlib
 import hmac
 import json
 import logging
@@ -74,5 +73,5 @@ def request_hash_keys() -> list[bytes]:
 
 def keyed_hash64(key: bytes, message: bytes) -> int:
     """First 8 bytes of HMAC-SHA256 as a signed 64-bit integer (fits a bigint column)."""
-    digest = hmac.new(key, message, hashlib.sha256).digest()
+    digest = hmac.digest(key, message, "sha256")  # one-shot: several times hmac.new's speed
     return int.from_bytes(digest[:8], "big", signed=True)

@@ -31,7 +31,11 @@ TTL_TOLERANCE = timedelta(seconds=1)
 
 
 def has_lone_surrogate(text: str) -> bool:
-    return any("\ud800" <= c <= "\udfff" for c in text)
+    try:
+        text.encode("utf-8")  # fails exactly on a lone surrogate, at C speed
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def check_json(value, path: str = "") -> None:

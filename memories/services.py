@@ -42,12 +42,23 @@ class Domain:
     CONTENT = b"content"  # a memory's whole normalised content (duplicate detection)
 
 
+def _length_prefixed(*parts: bytes) -> bytes:
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def _scope(domain: bytes, owner_id: str, user_id: str) -> bytes:
+    return _length_prefixed(domain, owner_id.encode("utf-8"), user_id.encode("utf-8"))
+
+
 def _term_hash(key: bytes, domain: bytes, owner_id: str, user_id: str, stem: str) -> int:
     # Every part is length-prefixed: owner and user ids may contain any character, so no
     # separator could keep two different scopes from producing the same message.
-    parts = (domain, owner_id.encode("utf-8"), user_id.encode("utf-8"), stem.encode("utf-8"))
-    message = b"".join(len(part).to_bytes(4, "big") + part for part in parts)
-    return crypto.keyed_hash64(key, message)
+    return _scoped_hash(key, _scope(domain, owner_id, user_id), stem)
+
+
+def _scoped_hash(key: bytes, scope: bytes, stem: str) -> int:
+    """_term_hash with the scope's part of the message built once by the caller."""
+    return crypto.keyed_hash64(key, scope + _length_prefixed(stem.encode("utf-8")))
 
 
 def hash_terms(*, owner_id: str, user_id: str, stems, all_keys: bool = False) -> dict[int, str]:
@@ -83,8 +94,9 @@ def _prepare_index(memory: Memory) -> dict[int, int]:
     memory.content_hash = content_hash(owner_id=owner_id, user_id=user_id, content=memory.content)
     terms: dict[int, int] = {}
     for domain, counts in domains.items():
+        scope = _scope(domain, owner_id, user_id)
         for stem, tf in counts.items():
-            term = _term_hash(primary, domain, owner_id, user_id, stem)
+            term = _scoped_hash(primary, scope, stem)
             terms[term] = terms.get(term, 0) + tf  # two stems, one 64-bit hash: count once
     return {term: min(tf, 32767) for term, tf in terms.items()}
 
@@ -93,9 +105,17 @@ _TERM_COLUMNS = ("memory", "owner_id", "user_id", "term", "tf", "doc_length", "e
 _TERM_SELECT = "SELECT %s, %s, %s, UNNEST(%s::bigint[]), UNNEST(%s::integer[]), %s, %s"
 # The index rows of many memories as seven parallel arrays, one element per row.
 _TERM_ARRAYS = (
-    "SELECT * FROM UNNEST(%s::uuid[], %s::varchar[], %s::varchar[], %s::bigint[], "
-    "%s::integer[], %s::integer[], %s::timestamptz[])"
+    "SELECT m.id, m.owner_id, m.user_id, t.term, t.tf, m.doc_length, m.expires_at "
+    "FROM UNNEST(%s::integer[], %s::bigint[], %s::integer[]) AS t(ord, term, tf) "
+    "JOIN UNNEST(%s::uuid[], %s::varchar[], %s::varchar[], %s::integer[], %s::timestamptz[]) "
+    "WITH ORDINALITY AS m(id, owner_id, user_id, doc_length, expires_at, ord) ON m.ord = t.ord"
 )
+
+
+def _int_array(values) -> str:
+    """An integer array as PostgreSQL's text literal: one string to send, where a list
+    of 100,000 integers cost the driver a second to adapt element by element."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 # The statements' text depends only on the database; built once per process, not per write.
@@ -148,22 +168,21 @@ def _term_select_params(memory: Memory, terms: dict[int, int], db) -> list:
     """_TERM_SELECT's parameters: the index rows as two arrays, so the statement has seven
     parameters however many terms there are."""
     memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory, db)
-    return [memory_id, owner_id, user_id, list(terms), list(terms.values()), doc_length, expires_at]
+    hashes, counts = _int_array(terms), _int_array(terms.values())
+    return [memory_id, owner_id, user_id, hashes, counts, doc_length, expires_at]
 
 
 def _term_array_params(memories: list[Memory], terms: list[dict[int, int]], db) -> list:
-    """_TERM_ARRAYS's parameters: seven arrays holding the index rows of every memory."""
-    columns: list[list] = [[] for _ in _TERM_COLUMNS]
-    for memory, memory_terms in zip(memories, terms, strict=True):
-        memory_id, owner_id, user_id, doc_length, expires_at = _shared_term_values(memory, db)
-        for term, tf in memory_terms.items():
-            for column, value in zip(
-                columns,
-                (memory_id, owner_id, user_id, term, tf, doc_length, expires_at),
-                strict=True,
-            ):
-                column.append(value)
-    return columns
+    """_TERM_ARRAYS's parameters: the index rows of every memory as three arrays (the
+    memory's position, term, frequency), and what each memory's rows share as five arrays
+    of one element per memory."""
+    positions: list[int] = []
+    for position, memory_terms in enumerate(terms, start=1):
+        positions.extend([position] * len(memory_terms))
+    hashes = [term for memory_terms in terms for term in memory_terms]
+    counts = [tf for memory_terms in terms for tf in memory_terms.values()]
+    shared = zip(*(_shared_term_values(memory, db) for memory in memories), strict=True)
+    return [_int_array(positions), _int_array(hashes), _int_array(counts), *map(list, shared)]
 
 
 def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:

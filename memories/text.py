@@ -63,6 +63,8 @@ def _stemmer():
 
 def fold(text: str) -> str:
     """Lower-case and strip accents: 'Café' and 'cafe' index the same."""
+    if text.isascii():
+        return text.lower()  # nothing to decompose: the same result, without a per-char loop
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

@@ -51,7 +51,7 @@ def test_a_refused_memory_leaves_no_index_rows_behind():
 
 
 def test_stems_whose_hashes_collide_become_one_row(monkeypatch):
-    monkeypatch.setattr(services, "_term_hash", lambda key, domain, owner, user, stem: 7)
+    monkeypatch.setattr(services, "_scoped_hash", lambda key, scope, stem: 7)
     memory = services.create_memory(owner_id="acme", data=dict(DATA))
 
     (row,) = MemoryTerm.objects.filter(memory_id=memory.pk)
