@@ -1,16 +1,19 @@
 """Running the service as separate processes, as the benchmarks and the test suite's
-server tests both do: manage.py calls, a throw-away database, ports, the Procfile's web
-line, its worker processes, and a fallback load generator for when wrk is missing.
-Standard library only."""
+server tests both do: manage.py calls, a throw-away database, private PostgreSQL clusters
+(with streaming replicas) and pgbouncer, ports, the Procfile's web line, its worker
+processes, and a fallback load generator for when wrk is missing. Standard library only
+(psycopg where a database is queried)."""
 
 import http.client
 import json
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -189,3 +192,139 @@ def run_threads(
         "max_ms": round(values[-1], 3) if values else float("nan"),
         "errors": sum(errors),
     }
+
+
+PG_ROOT = Path("/usr/lib/postgresql")
+PG_BIN = PG_ROOT / (sorted(os.listdir(PG_ROOT))[-1] if PG_ROOT.is_dir() else "") / "bin"
+
+
+def _as_postgres() -> list[str]:
+    """initdb, pg_ctl and pgbouncer refuse to run as root: run them as postgres then."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def _private_dir(prefix: str) -> Path:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    return root
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster on its own port, never the shared one: a new
+    primary, or with `primary=` a streaming replica of one (pg_basebackup -R)."""
+
+    def __init__(self, *, primary: "PrivatePostgres | None" = None, options: str = ""):
+        if not (PG_BIN / "initdb").exists():
+            raise RuntimeError(f"PostgreSQL server binaries are needed under {PG_ROOT}")
+        self.port = free_port()
+        self.root = _private_dir("pgcluster-")
+        self.data = self.root / "data"
+        self.options = options
+        if primary is None:
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-N")
+        else:
+            self._run(
+                "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                "-D", str(self.data), "-R", "-X", "stream", "-c", "fast",
+            )  # fmt: skip
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [*_as_postgres(), str(PG_BIN / program), *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-c timezone=UTC {self.options}"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-w", "-t", "60",
+            "-l", str(self.root / "log"), "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def log(self) -> str:
+        return (self.root / "log").read_text(errors="replace")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Pgbouncer:
+    """pgbouncer (Debian's package) in transaction mode on its own port, with one pool per
+    entry of `databases` (name -> libpq connection string)."""
+
+    def __init__(self, databases: dict[str, str], *, pool_size: int = 4):
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(binary).exists():
+            raise RuntimeError("pgbouncer is needed (apt-get install pgbouncer)")
+        self.port = free_port()
+        self.root = _private_dir("pgbouncer-")
+        (self.root / "users.txt").write_text('"postgres" ""\n')
+        entries = "\n".join(f"{name} = {dsn}" for name, dsn in databases.items())
+        config = self.root / "pgbouncer.ini"
+        config.write_text(
+            f"[databases]\n{entries}\n\n[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.root / 'users.txt'}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\nmax_client_conn = 500\n"
+            "admin_users = postgres\nignore_startup_parameters = extra_float_digits\n"
+            f"logfile = {self.root / 'log'}\n"
+        )
+        for path in self.root.iterdir():
+            if os.geteuid() == 0:
+                shutil.chown(path, "postgres")
+        self.process = subprocess.Popen(
+            [*_as_postgres(), binary, str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"pgbouncer did not start: {self.log()[-2000:]}")
+                time.sleep(0.1)
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def show(self, what: str) -> list[dict]:
+        """A SHOW command of pgbouncer's admin console (POOLS, STATS, ...) as dicts."""
+        import psycopg
+
+        admin = psycopg.connect(self.url("pgbouncer"), autocommit=True, prepare_threshold=None)
+        with admin, admin.cursor() as cursor:
+            cursor.execute(f"SHOW {what}")
+            names = [column.name for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def log(self) -> str:
+        path = self.root / "log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)

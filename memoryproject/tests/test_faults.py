@@ -1,10 +1,6 @@
 """Fault and soak tests through gunicorn: a private PostgreSQL stopped during a burst of
 writes, and worker memory under sustained load."""
 
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,67 +8,27 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.harness import child_pids, free_port, manage
+from bench.harness import PrivatePostgres, child_pids, manage
 from conftest import http, service_env
 
 pytestmark = pytest.mark.slow
 
-PG_BIN = Path("/usr/lib/postgresql") / (
-    sorted(os.listdir("/usr/lib/postgresql"))[-1] if Path("/usr/lib/postgresql").is_dir() else ""
-) / "bin"  # fmt: skip
-
-
-class PrivatePostgres:
-    """A throw-away PostgreSQL cluster on its own port, never the shared one."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="pgfault-"))
-        self.data = self.root / "data"
-        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        shutil.chown(self.root, "postgres") if os.geteuid() == 0 else None
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust")
-
-    @property
-    def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self.as_postgres, *args], check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
-            "-l", str(self.root / "log"), "start",
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-    def destroy(self) -> None:
-        try:
-            self.stop()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 @pytest.fixture
 def private_postgres():
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL server binaries are needed for the fault test")
     cluster = PrivatePostgres()
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 def test_database_stopping_mid_burst_gives_503_no_partial_rows_and_recovery(
     start_server, private_postgres
 ):
-    manage(service_env(private_postgres.url), "migrate", "--noinput", "-v0")
-    server = start_server(workers=2, database_url=private_postgres.url)
+    manage(service_env(private_postgres.url()), "migrate", "--noinput", "-v0")
+    server = start_server(workers=2, database_url=private_postgres.url())
     key = server.new_key()
     acknowledged: list[str] = []
     statuses: list[int] = []
@@ -105,7 +61,7 @@ def test_database_stopping_mid_burst_gives_503_no_partial_rows_and_recovery(
     status, _, stats = http("GET", server.url + "/api/v1/memory/stats?user_id=burst", key)
     assert status == 200
 
-    with psycopg.connect(private_postgres.url) as conn:
+    with psycopg.connect(private_postgres.url()) as conn:
         rows = conn.execute(
             "SELECT m.id::text, m.term_count, COALESCE(SUM(t.tf), 0) "
             "FROM memories_memory m LEFT JOIN memories_memoryterm t ON t.memory_id = m.id "
