@@ -18,6 +18,7 @@ from memories.models import (
     MemoryVersion,
 )
 from memories.serializers import iso_datetime, memory_payload, version_payload
+from replicas.services import fetch_rows
 
 # Rows read per round trip while an export streams, sized by bytes as well as rows: the
 # largest memory the limits allow holds about 55 KB of plaintext (10,000 characters of up
@@ -90,14 +91,40 @@ def export_user(*, owner_id: str, user_id: str, actor: str) -> Iterator[str]:
         "exported_at": iso_datetime(now),
         "counts": counts,
     }
+    # Pinned to the database chosen now (a replica, for a read-only request): the rows are
+    # read after the view has returned, while the response streams.
     versions = Prefetch("versions", queryset=MemoryVersion.objects.order_by("version"))
-    return _stream(header, rows.order_by("created_at", "pk").prefetch_related(versions), now)
+    return _stream(header, rows.using(rows.db).prefetch_related(versions), now)
+
+
+def _pages(rows) -> Iterator[list[Memory]]:
+    """The rows in (created_at, id) order, EXPORT_CHUNK at a time, each page one short
+    statement that starts after the previous page's last row (the newest-first index, read
+    backwards). No cursor outlives a statement, so this works behind a transaction-mode
+    pooler and can move from a failing replica to the primary between pages. Rows written
+    while the export streams may or may not be in it, as with any read of a live user."""
+    last = None
+    while True:
+        page = rows
+        if last is not None:
+            page = page.filter(created_at__gte=last.created_at).exclude(
+                created_at=last.created_at, pk__lte=last.pk
+            )
+        batch = fetch_rows(page.order_by("created_at", "pk")[:EXPORT_CHUNK])
+        if batch:
+            yield batch
+        if len(batch) < EXPORT_CHUNK:
+            return
+        last = batch[-1]
 
 
 def _stream(header: dict, rows, now) -> Iterator[str]:
     yield _dump(header)[:-1] + ', "memories": ['
-    for position, memory in enumerate(rows.iterator(chunk_size=EXPORT_CHUNK)):
-        yield ("," if position else "") + _dump(_record(memory, now))
+    separator = ""
+    for batch in _pages(rows):
+        for memory in batch:
+            yield separator + _dump(_record(memory, now))
+            separator = ","
     yield "]}"
 
 

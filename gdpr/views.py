@@ -8,6 +8,7 @@ from gdpr.serializers import ErasureSerializer, ExportSerializer
 from memories.serializers import UserQuerySerializer
 from memories.views import query_params
 from memoryproject.schema import error_responses
+from replicas.routing import read_only
 
 TAGS = ["gdpr"]
 
@@ -24,6 +25,7 @@ class ExportView(APIView):
         parameters=[UserQuerySerializer],
         responses={200: ExportSerializer, **error_responses(400)},
     )
+    @read_only
     def get(self, request):
         params = query_params(UserQuerySerializer, request)
         chunks = services.export_user(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections, router
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -118,6 +118,7 @@ def _lexical_candidates(
     average length of the live memories, ignoring the optional filters) read every live
     row of the user, from a covering index."""
     memory_table, term_table = Memory._meta.db_table, MemoryTerm._meta.db_table
+    connection = connections[router.db_for_read(MemoryTerm)]  # a replica, when routed
     live_sql, filter_params = _live_filter_sql("m", types, min_importance)
     now_value = connection.ops.adapt_datetimefield_value(now)
     scope = [owner_id, user_id, False, now_value]
@@ -260,6 +261,7 @@ def _feedback_round(
     up to pool_size new memories, expansion plus query-term score. An expansion term in
     more than FEEDBACK_MAX_DF memories is dropped after reading that many of its rows."""
     memory_table, term_table = Memory._meta.db_table, MemoryTerm._meta.db_table
+    connection = connections[router.db_for_read(MemoryTerm)]  # a replica, when routed
     live_sql, filter_params = _live_filter_sql("m", types, min_importance)
     now_value = connection.ops.adapt_datetimefield_value(now)
     live_params = [owner_id, user_id, False, now_value, *filter_params]
@@ -414,7 +416,8 @@ def retrieve_context(
     if stem_weights:
         pool_size = SEMANTIC_POOL if semantic else LEXICAL_POOL
         weights = _hashed_weights(owner_id=owner_id, user_id=user_id, stem_weights=stem_weights)
-        feedback = PRF_DOCS if connection.vendor == "postgresql" else 0
+        vendor = connections[router.db_for_read(MemoryTerm)].vendor
+        feedback = PRF_DOCS if vendor == "postgresql" else 0
         candidates, best, first = _lexical_candidates(
             weights=weights, pool_size=pool_size, feedback=feedback, **scope
         )

@@ -37,6 +37,7 @@ from memories.serializers import (
     version_payload,
 )
 from memoryproject.schema import error_responses
+from replicas.routing import read_only
 
 TAGS = ["memories"]
 
@@ -128,6 +129,7 @@ class MemoryCollectionView(APIView):
             **error_responses(400),
         },
     )
+    @read_only
     def get(self, request):
         params = query_params(MemoryListQuerySerializer, request)
         page, last = services.list_memories(owner_id=request.auth.owner_id, **params)
@@ -155,6 +157,7 @@ class MemoryDetailView(APIView):
         parameters=[MEMORY_ID],
         responses={200: MemorySerializer, **error_responses(404)},
     )
+    @read_only
     def get(self, request, memory_id):
         return Response(memory_payload(get_live_memory(request, memory_id)))
 
@@ -227,6 +230,7 @@ class MemoryStatsView(APIView):
         parameters=[UserQuerySerializer],
         responses={200: MemoryStatsSerializer, **error_responses(400)},
     )
+    @read_only
     def get(self, request):
         params = query_params(UserQuerySerializer, request)
         stats = services.memory_stats(owner_id=request.auth.owner_id, user_id=params["user_id"])
@@ -244,6 +248,7 @@ class MemoryContextView(APIView):
         request=ContextRequestSerializer,
         responses={200: ContextResponseSerializer, **error_responses(400, 413)},
     )
+    @read_only
     def post(self, request):
         serializer = ContextRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -122,6 +122,36 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).setdefault("timeout", 20)
 
+# Read replicas (replicas/): the read-only endpoints read from one of them once it has
+# replayed the owner's latest write; a replica lagging more than the bound, or down, is
+# skipped. Unset: one database, exactly as without this feature.
+REPLICA_DATABASES: list[str] = []
+DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=10.0)
+for _number, _url in enumerate(_csv("DATABASE_REPLICA_URLS")):
+    _replica = env.db_url_config(_url)
+    if "postgresql" not in _replica["ENGINE"] or "postgresql" not in _db["ENGINE"]:
+        problems.append("DATABASE_REPLICA_URLS needs PostgreSQL, for the primary too")
+        break
+    _replica.update(CONN_MAX_AGE=_db["CONN_MAX_AGE"], CONN_HEALTH_CHECKS=True)
+    # A replica that does not answer is skipped: it must cost a read little time.
+    _replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_number}"] = _replica
+    REPLICA_DATABASES.append(f"replica_{_number}")
+if REPLICA_DATABASES:
+    DATABASE_ROUTERS = ["replicas.routing.ReplicaRouter"]
+
+# DATABASE_POOLER=transaction: behind pgbouncer (or another pooler) in transaction mode,
+# where consecutive transactions may run on different server connections, so nothing may
+# rely on session state: no server-side cursors (Django keeps one open across
+# transactions for .iterator()); prepared statements are already off (Django's default).
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="").strip().lower()
+if DATABASE_POOLER not in ("", "transaction"):
+    problems.append("DATABASE_POOLER must be 'transaction' or unset")
+for _settings in DATABASES.values():
+    if DATABASE_POOLER == "transaction":
+        _settings["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 if missing:
     raise ImproperlyConfigured(
         "Missing required environment variables (production mode, DEBUG is not true): "
@@ -177,6 +207,7 @@ INSTALLED_APPS = [
     "memories",
     "gdpr",
     "chat",
+    "replicas",
 ]
 
 MIDDLEWARE = [
@@ -195,6 +226,11 @@ MIDDLEWARE = [
     "apikeys.middleware.RateLimitHeadersMiddleware",
     "memoryproject.middleware.JsonErrorMiddleware",
 ]
+if REPLICA_DATABASES:
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("apikeys.middleware.RateLimitHeadersMiddleware"),
+        "replicas.routing.WritePositionMiddleware",
+    )
 
 ROOT_URLCONF = "memoryproject.urls"
 WSGI_APPLICATION = "memoryproject.wsgi.application"

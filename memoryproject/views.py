@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from memoryproject.errors import is_database_down
 from memoryproject.schema import ERROR
+from replicas.services import replica_health
 
 
 class StatusView(APIView):
@@ -49,12 +50,30 @@ class HealthView(APIView):
     @extend_schema(
         summary="Health check: 200 when the database answers, 503 when it does not",
         operation_id="service_health",
+        description="With read replicas configured, `replicas` gives each one's state "
+        "(`ok`, `lagging`, `disconnected`, `down`, or `primary` when it is not in "
+        "recovery) and lag; a replica that is not `ok` is skipped, and never fails the "
+        "check.",
         tags=["service"],
         auth=[],
         responses={
             200: inline_serializer(
                 "Health",
-                {"status": serializers.CharField(), "database": serializers.CharField()},
+                {
+                    "status": serializers.CharField(),
+                    "database": serializers.CharField(),
+                    "replicas": serializers.ListField(
+                        required=False,
+                        child=inline_serializer(
+                            "ReplicaHealth",
+                            {
+                                "name": serializers.CharField(),
+                                "state": serializers.CharField(),
+                                "lag_seconds": serializers.FloatField(allow_null=True),
+                            },
+                        ),
+                    ),
+                },
             ),
             503: ERROR,
         },
@@ -70,4 +89,7 @@ class HealthView(APIView):
                 {"detail": "Database unavailable", "status": "unavailable", "database": "down"},
                 status=503,
             )
-        return Response({"status": "ok", "database": "ok"})
+        body = {"status": "ok", "database": "ok"}
+        if settings.REPLICA_DATABASES:
+            body["replicas"] = replica_health()
+        return Response(body)
