@@ -53,7 +53,15 @@ def service_env(database_url: str, **overrides) -> dict:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_EMBEDDING_MODEL"}
+        if k
+        not in {
+            "REDIS_URL",
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "OPENAI_EMBEDDING_MODEL",
+            "DATABASE_REPLICA_URLS",
+            "DATABASE_POOLER",
+        }
     }
     env.update(DATABASE_URL=database_url, DEBUG="true", PYTHONUNBUFFERED="1")
     env.update({k: str(v) for k, v in overrides.items() if v is not None})

@@ -222,7 +222,10 @@ class PrivatePostgres:
         self.data = self.root / "data"
         self.options = options
         if primary is None:
-            self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-N")
+            self._run(
+                "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-N",
+                "-E", "UTF8", "--locale=C",
+            )  # fmt: skip
         else:
             self._run(
                 "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",

@@ -16,7 +16,8 @@ scripts/setup.sh requirements-dev.txt
 export DEBUG=true
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/memory}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
-unset REDIS_URL OPENAI_API_KEY OPENAI_BASE_URL OPENAI_EMBEDDING_MODEL API_KEY
+unset REDIS_URL OPENAI_API_KEY OPENAI_BASE_URL OPENAI_EMBEDDING_MODEL API_KEY \
+  DATABASE_REPLICA_URLS DATABASE_POOLER
 export ENCRYPTION_KEY="${TEST_ENCRYPTION_KEY:-$(.venv/bin/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}"
 export SECRET_KEY="test-secret-key-not-for-production"
 exec .venv/bin/python -m pytest "$@"
