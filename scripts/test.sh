@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh requirements-dev.txt
+scripts/install-test-servers.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # The Python client, built and installed as a user installs it (not editable), so the suite
