@@ -6,4 +6,4 @@ class WritePosition(models.Model):
     unset): a replica serves that owner's reads only once it has replayed past it."""
 
     owner_id = models.CharField(max_length=255, primary_key=True)
-    lsn = models.BigIntegerField(help_text="pg_current_wal_insert_lsn() as bytes from 0/0.")
+    lsn = models.BigIntegerField(help_text="The WAL position as bytes from 0/0.")

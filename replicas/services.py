@@ -1,7 +1,7 @@
 """Read replicas with read-your-writes (DATABASE_REPLICA_URLS).
 
-- After a write, the owner's position is recorded: the primary's WAL insert position,
-  read after the write committed (so it is past the write's commit record). It goes to
+- After a write, the owner's position is recorded: the primary's WAL position read after
+  the write committed (so it is past the write's commit record; see _POSITION_NOW). It goes to
   Redis when REDIS_URL is set, otherwise to a row on the primary; either way the larger
   of the old and new positions wins, so concurrent writes cannot move it back.
 - A read-only request may go to a replica only if that replica has replayed past the
@@ -40,20 +40,31 @@ REDIS_RETRY_SECONDS = 5.0
 
 # State, replayed position and lag in one statement. The lag is 0 while the replica has
 # replayed everything it received (an idle primary sends nothing, which is not lag), else
-# the age of the last transaction it replayed. A replica whose WAL receiver is not running
-# is not connected to its primary, so how far behind it is cannot be known.
+# the age of the last transaction it replayed; on a quiet primary that transaction may be
+# old while the replica is only a moment behind, so _check() also bounds the lag by the
+# time since this process last saw it caught up. A replica whose WAL receiver is not
+# running is not connected to its primary, so how far behind it is cannot be known.
 _CHECK_SQL = """
 SELECT pg_is_in_recovery(),
        COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0),
        EXISTS (SELECT 1 FROM pg_stat_wal_receiver),
-       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-            ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp()
-                                  - pg_last_xact_replay_timestamp()), 0)::float8 END
+       pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(),
+       COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()),
+                0)::float8
 """
-_CURRENT_SQL = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
+# The primary's WAL position just after a write committed, as bytes from 0/0: the write
+# position, which a COMMIT with synchronous_commit on (the default) has flushed past its
+# commit record. With it off, COMMIT returns before that, so the insert position is taken
+# instead: always past the commit record, but it may lie past a page header that no
+# replica reaches until more WAL follows (those reads then go to the primary).
+_POSITION_NOW = (
+    "(CASE WHEN current_setting('synchronous_commit') = 'off' THEN pg_current_wal_insert_lsn()"
+    " ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::bigint"
+)
+_CURRENT_SQL = f"SELECT {_POSITION_NOW}"
 _RECORD_SQL = (
     f"INSERT INTO {WritePosition._meta.db_table} (owner_id, lsn) "
-    "VALUES (%s, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint) "
+    f"VALUES (%s, {_POSITION_NOW}) "
     f"ON CONFLICT (owner_id) DO UPDATE SET lsn = GREATEST({WritePosition._meta.db_table}.lsn, "
     "excluded.lsn)"
 )
@@ -81,6 +92,7 @@ class ReplicaState:
     lag_seconds: float | None = None
     checked_at: float = float("-inf")  # monotonic
     retry_at: float = float("-inf")  # a replica that failed is not tried before this
+    caught_up_at: float = float("-inf")  # monotonic: last seen with nothing left to replay
 
 
 _lock = threading.Lock()
@@ -97,14 +109,14 @@ def _warn(what: str, message: str, *args) -> None:
         logger.warning(message, *args)
 
 
-def _check(alias: str) -> ReplicaState:
+def _check(alias: str, caught_up_at: float) -> ReplicaState:
     """Ask the replica how it is (one query); a failure marks it down for RETRY_SECONDS."""
     now = time.monotonic()
     connection = connections[alias]
     try:
         with connection.cursor() as cursor:
             cursor.execute(_CHECK_SQL)
-            in_recovery, replay_lsn, receiving, lag = cursor.fetchone()
+            in_recovery, replay_lsn, receiving, replayed_all, since_commit = cursor.fetchone()
     except (DatabaseError, InterfaceError) as exc:
         _warn(alias, "replica %s unavailable, reading from the primary: %s", alias, exc)
         try:
@@ -112,6 +124,10 @@ def _check(alias: str) -> ReplicaState:
         except (DatabaseError, InterfaceError):
             pass
         return ReplicaState(alias, DOWN, checked_at=now, retry_at=now + RETRY_SECONDS)
+    if replayed_all:
+        lag, caught_up_at = 0.0, now
+    else:
+        lag = min(float(since_commit), now - caught_up_at)
     if not in_recovery:
         state = NOT_REPLICA  # promoted, or not a replica at all: never read from it
     elif not receiving:
@@ -122,7 +138,9 @@ def _check(alias: str) -> ReplicaState:
         state = OK
     if state != OK:
         _warn(alias, "replica %s is %s (lag %.1f s), reading from the primary", alias, state, lag)
-    return ReplicaState(alias, state, int(replay_lsn), round(float(lag), 3), checked_at=now)
+    return ReplicaState(
+        alias, state, int(replay_lsn), round(lag, 3), checked_at=now, caught_up_at=caught_up_at
+    )
 
 
 def replica_state(alias: str, *, fresh: bool = False) -> ReplicaState:
@@ -133,7 +151,7 @@ def replica_state(alias: str, *, fresh: bool = False) -> ReplicaState:
         known = _states.get(alias, ReplicaState(alias))
     if now < known.retry_at or (not fresh and now - known.checked_at < CHECK_SECONDS):
         return known
-    checked = _check(alias)
+    checked = _check(alias, known.caught_up_at)
     with _lock:
         current = _states.get(alias, known)
         if checked.state == OK and current.replay_lsn > checked.replay_lsn:
@@ -185,7 +203,14 @@ def _redis_failed(exc: BaseException) -> None:
 
 
 def _position_key(owner_id: str) -> str:
-    return f"replica-position:{owner_id}"
+    """The owner's Redis key, scoped to the primary's cluster: positions are meaningless
+    in another cluster's WAL (a primary rebuilt from a dump would otherwise inherit
+    positions it never reaches). A promoted replica keeps the identifier and the WAL."""
+    if _redis.get("cluster") is None:
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT system_identifier FROM pg_control_system()")
+            _redis["cluster"] = cursor.fetchone()[0]
+    return f"replica-position:{_redis['cluster']}:{owner_id}"
 
 
 def record_write(*, owner_id: str) -> None:
@@ -202,8 +227,9 @@ def record_write(*, owner_id: str) -> None:
             cursor.execute(_CURRENT_SQL)
             (lsn,) = cursor.fetchone()
         _, script = _redis_client()
+        key = _position_key(owner_id)
         try:
-            script(keys=[_position_key(owner_id)], args=[f"{lsn:016x}", POSITION_TTL_SECONDS])
+            script(keys=[key], args=[f"{lsn:016x}", POSITION_TTL_SECONDS])
         except Exception as exc:
             _redis_failed(exc)
     except Exception as exc:  # the primary is down: the write failed too, or is unknown
@@ -219,8 +245,9 @@ def _owner_position(owner_id: str) -> int | None:
             row = cursor.fetchone()
         return row[0] if row else None
     client, _ = _redis_client()
+    key = _position_key(owner_id)
     try:
-        value = client.get(_position_key(owner_id))
+        value = client.get(key)
     except Exception as exc:
         _redis_failed(exc)
         raise

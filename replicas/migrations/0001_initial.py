@@ -24,9 +24,7 @@ class Migration(migrations.Migration):
                 ("owner_id", models.CharField(max_length=255, primary_key=True, serialize=False)),
                 (
                     "lsn",
-                    models.BigIntegerField(
-                        help_text="pg_current_wal_insert_lsn() as bytes from 0/0."
-                    ),
+                    models.BigIntegerField(help_text="The WAL position as bytes from 0/0."),
                 ),
             ],
         ),
