@@ -36,6 +36,8 @@ class ReplicaRouter:
         alias = _reading_from.get()
         if alias is not None and model._meta.label_lower in REPLICA_MODELS:
             return alias
+        if model._meta.label_lower in REPLICA_MODELS and "instance" in hints:
+            return None  # related rows of a row read on a replica (the export's): the same
         return DEFAULT_DB_ALIAS
 
     def db_for_write(self, model, **hints):
