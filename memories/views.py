@@ -468,6 +468,7 @@ class MemoryHistoryView(APIView):
         },
         examples=HISTORY_EXAMPLES,
     )
+    @read_only
     def get(self, request, memory_id):
         if not Memory.objects.for_owner(request.auth.owner_id).filter(pk=memory_id).exists():
             raise NotFound()

@@ -2,7 +2,6 @@
 one rate limit across both, one idempotency claim across both, and no acknowledged write
 lost when one of them dies in the middle of a burst."""
 
-import importlib.util
 import os
 import threading
 import time
@@ -44,14 +43,6 @@ def test_rate_limit_is_exact_across_two_hosts(hosts):
     assert limit <= admitted <= limit + elapsed * limit / 60 + 1, (admitted, elapsed)
 
 
-IDEMPOTENCY = importlib.util.find_spec("memories.idempotency") is not None
-
-
-@pytest.mark.xfail(
-    not IDEMPOTENCY,
-    strict=True,
-    reason="Idempotency-Key (INTERFACE.md, API v1.1) is not on this branch yet",
-)
 def test_one_idempotent_create_sent_to_both_hosts_at_once_stores_one_memory(hosts):
     key = hosts[0].new_key("two-hosts-idempotent")
     body = {"user_id": "u1", "type": "fact", "content": "Sent twice, stored once"}
