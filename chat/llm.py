@@ -3,9 +3,12 @@
 Failures map to statuses a client can act on: not configured → 503, upstream error → 502
 (with the upstream status), timeout → 504. Retries are bounded and only for failures
 worth retrying (connection refused, 429, 5xx); a timeout is never retried, so a slow
-server costs one timeout, not several.
+server costs one timeout, not several. OPENAI_TIMEOUT_SECONDS bounds each connect and each
+read; OPENAI_DEADLINE_SECONDS bounds the whole call, retries and streaming included, even
+when the server stalls and sends nothing.
 """
 
+import functools
 import json
 import logging
 import time
@@ -15,10 +18,11 @@ import openai
 from django.conf import settings
 from rest_framework import exceptions, status
 
+from memoryproject.deadline import DeadlineExceeded, IterateBefore, call_before, remaining
+
 logger = logging.getLogger(__name__)
 
 RETRY_BACKOFF_SECONDS = 0.25
-STREAM_DEADLINE_SECONDS = 90
 
 
 class LLMNotConfigured(exceptions.APIException):
@@ -49,14 +53,23 @@ class Completion:
     usage: dict = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_client(api_key: str, base_url: str | None) -> openai.OpenAI:
+    # One client (one connection pool) per process and server: building one costs about
+    # 20 ms, and each kept its own connection. The client is thread-safe.
+    return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+
+
 def _client() -> openai.OpenAI:
     if not settings.OPENAI_API_KEY:
         raise LLMNotConfigured()
-    return openai.OpenAI(
-        api_key=settings.OPENAI_API_KEY,
-        base_url=settings.OPENAI_BASE_URL,
-        timeout=settings.OPENAI_TIMEOUT_SECONDS,
-        max_retries=0,
+    return _cached_client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL)
+
+
+def _deadline_passed() -> LLMTimeout:
+    logger.warning("llm call passed its deadline of %ss", settings.OPENAI_DEADLINE_SECONDS)
+    return LLMTimeout(
+        f"The LLM server did not finish within {settings.OPENAI_DEADLINE_SECONDS:g} s."
     )
 
 
@@ -73,11 +86,14 @@ def _upstream_status(error: openai.APIStatusError) -> LLMUpstreamError:
     return LLMUpstreamError(f"The LLM server answered {error.status_code}: {_short_reason(error)}")
 
 
-def _create(client: openai.OpenAI, **request):
+def _create(client: openai.OpenAI, deadline: float, **request):
     attempts = 1 + max(0, settings.OPENAI_MAX_RETRIES)
     for attempt in range(attempts):
+        timeout = min(settings.OPENAI_TIMEOUT_SECONDS, remaining(deadline))
         try:
-            return client.chat.completions.create(**request)
+            return call_before(deadline, client.chat.completions.create, **request, timeout=timeout)
+        except DeadlineExceeded:
+            raise _deadline_passed() from None
         except openai.APITimeoutError:
             logger.warning("llm request timed out after %ss", settings.OPENAI_TIMEOUT_SECONDS)
             raise LLMTimeout(
@@ -86,25 +102,28 @@ def _create(client: openai.OpenAI, **request):
         except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as e:
             retryable = e
             logger.warning("llm request failed (%s), attempt %d", type(e).__name__, attempt + 1)
-            if attempt + 1 < attempts:
-                time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
+            backoff = RETRY_BACKOFF_SECONDS * 2**attempt
+            if attempt + 1 < attempts and backoff < remaining(deadline):
+                time.sleep(backoff)
+            else:
+                break
     if isinstance(retryable, openai.APIStatusError):
         raise _upstream_status(retryable)
     raise LLMUpstreamError("The LLM server could not be reached.")
 
 
-def _open(request: dict, optional: dict, refused: str):
+def _open(request: dict, optional: dict, refused: str, deadline: float):
     """_create with the optional parameters, and again without them when the server
     refuses them (a 400); any other failure as LLMUpstreamError."""
     client = _client()
     try:
         try:
-            return _create(client, **request, **optional)
+            return _create(client, deadline, **request, **optional)
         except openai.BadRequestError:
             if not optional:
                 raise
             logger.info("llm server refused %s; retrying without", refused)
-            return _create(client, **request)
+            return _create(client, deadline, **request)
     except openai.APIStatusError as error:
         raise _upstream_status(error) from None
     except (openai.APIError, ValueError) as error:  # e.g. a body that is not JSON
@@ -120,7 +139,8 @@ def complete(messages: list[dict], *, json_schema: dict | None = None) -> Comple
     if json_schema is not None:
         schema = {"name": "result", "schema": json_schema}
         structured = {"response_format": {"type": "json_schema", "json_schema": schema}}
-    response = _open(request, structured, refused="response_format")
+    deadline = time.monotonic() + settings.OPENAI_DEADLINE_SECONDS
+    response = _open(request, structured, refused="response_format", deadline=deadline)
     try:
         text = response.choices[0].message.content or ""
     except (AttributeError, IndexError, TypeError):
@@ -139,22 +159,27 @@ class StreamedCompletion:
     complete once iteration ends. Failures while streaming raise LLMUpstreamError or
     LLMTimeout from the iteration."""
 
-    def __init__(self, stream, model: str):
+    def __init__(self, stream, model: str, deadline: float):
         self._stream = stream
+        self._deadline = deadline
         self.model = model
         self.text = ""
         self.usage: dict = {}
+        self._chunks: IterateBefore | None = None
+
+    def close(self) -> None:
+        """Stop reading: the client went away, maybe before the first chunk."""
+        if self._chunks is None:
+            self._stream.close()
+        else:
+            self._chunks.close()
 
     def __iter__(self):
-        # OPENAI_TIMEOUT_SECONDS bounds each wait between chunks; this bounds the whole
-        # answer, well inside gunicorn's worker timeout.
-        deadline = time.monotonic() + STREAM_DEADLINE_SECONDS
+        # The chunks are read on a helper thread, so the deadline holds even while the
+        # server sends nothing at all.
+        chunks = self._chunks = IterateBefore(self._stream, self._deadline)
         try:
-            for chunk in self._stream:
-                if time.monotonic() > deadline:
-                    raise LLMTimeout(
-                        f"The LLM answer took longer than {STREAM_DEADLINE_SECONDS} s."
-                    )
+            for chunk in chunks:
                 self.model = getattr(chunk, "model", None) or self.model
                 if getattr(chunk, "usage", None) is not None:
                     self.usage = _usage(chunk)
@@ -163,13 +188,15 @@ class StreamedCompletion:
                     if isinstance(delta, str) and delta:
                         self.text += delta
                         yield delta
+        except DeadlineExceeded:
+            raise _deadline_passed() from None
         except openai.APITimeoutError:
             raise LLMTimeout("The LLM server stopped sending before the answer ended.") from None
         except (openai.APIError, ValueError) as error:
             logger.warning("llm stream failed: %s", type(error).__name__)
             raise LLMUpstreamError("The LLM stream broke off before the answer ended.") from None
         finally:
-            self._stream.close()  # a client that went away must not keep the model writing
+            chunks.close()  # a client that went away must not keep the model writing
 
 
 def stream(messages: list[dict]) -> StreamedCompletion:
@@ -177,8 +204,9 @@ def stream(messages: list[dict]) -> StreamedCompletion:
     failure before the first delta still becomes a plain 502, 503 or 504."""
     request = {"model": settings.OPENAI_MODEL, "messages": messages, "stream": True}
     usage = {"stream_options": {"include_usage": True}}
-    response = _open(request, usage, refused="stream_options")
-    return StreamedCompletion(response, settings.OPENAI_MODEL)
+    deadline = time.monotonic() + settings.OPENAI_DEADLINE_SECONDS
+    response = _open(request, usage, refused="stream_options", deadline=deadline)
+    return StreamedCompletion(response, settings.OPENAI_MODEL, deadline)
 
 
 def _usage(response) -> dict:

@@ -190,6 +190,22 @@ OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini").strip() or "gpt-4o
 OPENAI_EMBEDDING_MODEL = env.str("OPENAI_EMBEDDING_MODEL", default="").strip()
 OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=30.0)
 OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
+# The whole of one LLM call, retries and streaming included. Chat with extract makes two,
+# so twice this stays inside gunicorn's 120 s timeout.
+OPENAI_DEADLINE_SECONDS = env.float("OPENAI_DEADLINE_SECONDS", default=50.0)
+# The whole of one embeddings call; the query embedding of a context request waits for it.
+OPENAI_EMBEDDING_TIMEOUT_SECONDS = env.float("OPENAI_EMBEDDING_TIMEOUT_SECONDS", default=5.0)
+# Inputs for models trained with different prefixes for queries and documents (E5:
+# "query: " / "passage: "). Taken as written: a trailing space counts.
+OPENAI_EMBEDDING_QUERY_PREFIX = env.str("OPENAI_EMBEDDING_QUERY_PREFIX", default="")
+OPENAI_EMBEDDING_DOCUMENT_PREFIX = env.str("OPENAI_EMBEDDING_DOCUMENT_PREFIX", default="")
+
+# Requests that wait on the LLM (chat, extract): at most this many at once per owner,
+# across every process and host, and at most half a process's threads (gunicorn.conf.py
+# runs WEB_THREADS per process), so that short requests always find a free thread.
+LLM_MAX_CONCURRENT_PER_OWNER = env.int("LLM_MAX_CONCURRENT_PER_OWNER", default=4)
+WEB_THREADS = env.int("WEB_THREADS", default=16)
+LONG_REQUESTS_PER_PROCESS = max(1, WEB_THREADS // 2)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -16,6 +16,9 @@ class FakeOpenAI:
         self.replies: list[dict] = []  # consumed in order; then the default reply
         self.default_reply = {"content": "ok"}
         self.embedding_status = 200
+        self.embedding_stall = 0.0  # seconds each embeddings request waits before answering
+        # Stalls ("stall", "stall_after", embedding_stall) end early when this is set.
+        self.release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -28,17 +31,23 @@ class FakeOpenAI:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
 
     def script(self, *replies: dict) -> None:
         """Each reply: {"content": str} | {"status": int, "error": str} | {"raw": bytes}
         (sent as is with status 200) | plus "delay": seconds. Streamed requests get the
-        content word by word; "break_after": N sends garbage after N chunks."""
+        content word by word; "break_after": N sends garbage after N chunks; "stall": seconds
+        to wait, sending nothing, before the answer (or, with "stall_after": N, after N
+        chunks of a stream), unless release is set first."""
         self.replies.extend(replies)
 
     def chat_requests(self) -> list[dict]:
         return [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
+
+    def embedding_requests(self) -> list[dict]:
+        return [r["body"] for r in self.requests if r["path"].endswith("/embeddings")]
 
     def _handler(self):
         fake = self
@@ -70,6 +79,8 @@ class FakeOpenAI:
                 reply = fake.replies.pop(0) if fake.replies else fake.default_reply
                 if reply.get("delay"):
                     time.sleep(reply["delay"])
+                if reply.get("stall") and "stall_after" not in reply:
+                    fake.release.wait(reply["stall"])
                 if "raw" in reply:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
@@ -119,6 +130,8 @@ class FakeOpenAI:
                     if reply.get("break_after") == position:
                         self.wfile.write(b"data: {not json\n\n")
                         return
+                    if reply.get("stall_after") == position:
+                        fake.release.wait(reply.get("stall", 3600))
                     event = {
                         "id": "chatcmpl-fake",
                         "object": "chat.completion.chunk",
@@ -142,6 +155,8 @@ class FakeOpenAI:
                 self.wfile.write(b"data: [DONE]\n\n")
 
             def _embeddings(self, body):
+                if fake.embedding_stall:
+                    fake.release.wait(fake.embedding_stall)
                 if fake.embedding_status != 200:
                     return self._send(fake.embedding_status, {"error": {"message": "down"}})
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
