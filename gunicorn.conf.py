@@ -1,8 +1,9 @@
 """gunicorn settings for the Procfile's web process."""
 
 import logging
-import multiprocessing
+import math
 import os
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
@@ -14,8 +15,35 @@ from memoryproject.startup import require_settings
 # traceback for the same reason.
 require_settings()
 
-# One worker per core, at least two; WEB_CONCURRENCY overrides.
-workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, multiprocessing.cpu_count()))
+
+def usable_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The CPUs this process may run on: its affinity mask, lowered by a cgroup CPU quota
+    (a container limited to 1.5 CPUs on a 64-core host gets 2, not 64)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    root = Path(cgroup_root)
+    try:  # cgroup v2: "max 100000" or "<quota> <period>"
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        try:  # cgroup v1: a quota of -1 means none
+            quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+            period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+            if quota > 0 and period > 0:
+                cpus = min(cpus, math.ceil(quota / period))
+        except (OSError, ValueError):
+            pass
+    return max(1, cpus or 1)
+
+
+# One process per usable CPU, at least two; each runs WEB_THREADS threads, so a request
+# that waits on the network (an LLM answer, a stream, a slow client) holds one thread, not
+# the whole process. Django caps the requests that wait on the LLM at half the threads of
+# a process (settings.LONG_REQUESTS_PER_PROCESS), so short requests always find a thread.
+# WEB_CONCURRENCY and WEB_THREADS override.
+workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, usable_cpus()))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS") or 16)
 bind = f"0.0.0.0:{os.environ.get('PORT') or 10000}"
 # Chat with extract=true may wait for two LLM calls (OPENAI_TIMEOUT_SECONDS each).
 timeout = 120

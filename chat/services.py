@@ -1,6 +1,7 @@
 """Memory extraction and chat with memory injection. Nothing else in the service calls an
 LLM: memories are never created implicitly."""
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -295,4 +296,23 @@ def chat_stream(
                 result.extraction_error = "The memories of this exchange could not be saved."
         yield "done", result
 
-    return events()
+    return ClosingIterator(events(), streamed.close)
+
+
+class ClosingIterator:
+    """iterable, plus close(): closes it and runs closers, even if iteration never began
+    (a generator that never started runs no finally block)."""
+
+    def __init__(self, iterable, *closers):
+        self._iterator, self._closers = iter(iterable), closers
+
+    def __iter__(self):
+        return self._iterator
+
+    def close(self) -> None:
+        with contextlib.ExitStack() as stack:  # every closer runs, whatever one raises
+            for closer in reversed(self._closers):
+                stack.callback(closer)
+            close = getattr(self._iterator, "close", None)
+            if close is not None:
+                close()

@@ -1,12 +1,13 @@
 import json
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import services
+from chat.concurrency import TOO_MANY, acquire_long_request
 from chat.serializers import (
     ChatRequestSerializer,
     ChatResponseSerializer,
@@ -14,7 +15,26 @@ from chat.serializers import (
     ExtractResponseSerializer,
     candidate_payload,
 )
-from memoryproject.schema import error_responses
+from memoryproject.schema import ERROR, error_responses
+
+
+def llm_error_responses() -> dict:
+    """The errors of an endpoint that waits on the LLM: a 429 also for the per-owner bound
+    on such requests, a 503 also when this server has no room for one more."""
+    return {
+        **error_responses(400, 413, 502, 504),
+        429: OpenApiResponse(
+            ERROR,
+            description="`Rate limit exceeded`, or `" + TOO_MANY + "` when the owner already "
+            "holds LLM_MAX_CONCURRENT_PER_OWNER requests that wait on the LLM; see "
+            "`Retry-After`.",
+        ),
+        503: OpenApiResponse(
+            ERROR,
+            description="Database or LLM unavailable, or this server is busy with other LLM "
+            "requests (retry after `Retry-After`).",
+        ),
+    }
 
 
 def extraction_payload(result, *, user_id: str, saved: bool) -> dict:
@@ -36,13 +56,14 @@ class ExtractView(APIView):
         "stored twice.",
         tags=["llm"],
         request=ExtractRequestSerializer,
-        responses={200: ExtractResponseSerializer, **error_responses(400, 413, 502, 504)},
+        responses={200: ExtractResponseSerializer, **llm_error_responses()},
     )
     def post(self, request):
         serializer = ExtractRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         params = serializer.validated_data
-        result = services.extract_memories(owner_id=request.auth.owner_id, **params)
+        with acquire_long_request(owner_id=request.auth.owner_id):
+            result = services.extract_memories(owner_id=request.auth.owner_id, **params)
         return Response(extraction_payload(result, user_id=params["user_id"], saved=params["save"]))
 
 
@@ -102,7 +123,7 @@ class ChatView(APIView):
                     ),
                 },
             ),
-            **error_responses(400, 413, 502, 504),
+            **llm_error_responses(),
         },
     )
     def post(self, request):
@@ -111,13 +132,22 @@ class ChatView(APIView):
         params = dict(serializer.validated_data)
         params.setdefault("history", [])
         user_id = params["user_id"]
-        if params.pop("stream"):
+        slot = acquire_long_request(owner_id=request.auth.owner_id)
+        if not params.pop("stream"):
+            with slot:
+                result = services.chat(owner_id=request.auth.owner_id, **params)
+            return Response(chat_payload(result, user_id=user_id))
+        try:
             events = services.chat_stream(owner_id=request.auth.owner_id, **params)
-            response = StreamingHttpResponse(
-                server_sent_events(events, user_id=user_id), content_type="text/event-stream"
-            )
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"  # proxies must not hold the deltas back
-            return response
-        result = services.chat(owner_id=request.auth.owner_id, **params)
-        return Response(chat_payload(result, user_id=user_id))
+        except BaseException:
+            slot.release()
+            raise
+        # The slot is held until the stream ends: Django closes the content when the
+        # answer is complete, and the server does when the client goes away.
+        content = services.ClosingIterator(
+            server_sent_events(events, user_id=user_id), events.close, slot.release
+        )
+        response = StreamingHttpResponse(content, content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # proxies must not hold the deltas back
+        return response
