@@ -139,3 +139,12 @@ def http(method: str, url: str, key: str | None = None, body=None, headers=None)
     except ValueError:
         payload = raw.decode(errors="replace")
     return status, response_headers, payload
+
+
+@pytest.fixture(autouse=True)
+def closed_embeddings_breaker():
+    """Each test starts with the in-process embeddings breaker closed: a test that made
+    the embeddings server fail must not turn embeddings off for the next one."""
+    from memories import embeddings
+
+    embeddings._breaker["open_until"] = float("-inf")

@@ -41,8 +41,20 @@ def encrypt_text(plaintext: str) -> str:
 
 def decrypt_text(token: str) -> str:
     try:
-        return fernet().decrypt(token.encode("ascii")).decode("utf-8")
-    except (InvalidToken, UnicodeError, ValueError):
+        return decrypt_bytes(token).decode("utf-8")
+    except UnicodeError:
+        logger.error("memory token could not be decrypted with any ENCRYPTION_KEY key")
+        raise UndecryptableData() from None
+
+
+def encrypt_bytes(plaintext: bytes) -> str:
+    return fernet().encrypt(plaintext).decode("ascii")
+
+
+def decrypt_bytes(token: str) -> bytes:
+    try:
+        return fernet().decrypt(token.encode("ascii"))
+    except (InvalidToken, ValueError):
         logger.error("memory token could not be decrypted with any ENCRYPTION_KEY key")
         raise UndecryptableData() from None
 

@@ -8,7 +8,15 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from memories.crypto import decrypt_json, decrypt_text, encrypt_json, encrypt_text
+from memories import vectors
+from memories.crypto import (
+    decrypt_bytes,
+    decrypt_json,
+    decrypt_text,
+    encrypt_bytes,
+    encrypt_json,
+    encrypt_text,
+)
 
 MAX_CONTENT_CHARS = 10_000
 # value: at most this many bytes as compact UTF-8 JSON, and this many levels of objects and
@@ -81,6 +89,20 @@ class EncryptedJSONField(models.TextField):
 
     def get_prep_value(self, value):
         return None if value is None else encrypt_json(value)
+
+    def to_python(self, value):
+        return value
+
+
+class EncryptedVectorField(models.TextField):
+    """An embedding vector stored as a Fernet token of memories.vectors.pack(): loaded as
+    a unit-length float32 numpy array."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else vectors.unpack(decrypt_bytes(value))
+
+    def get_prep_value(self, value):
+        return None if value is None else encrypt_bytes(vectors.pack(value))
 
     def to_python(self, value):
         return value
@@ -311,7 +333,7 @@ class MemoryEmbedding(models.Model):
     owner_id = models.CharField(max_length=255)
     user_id = models.CharField(max_length=255)
     model = models.CharField(max_length=255)
-    vector = EncryptedJSONField()
+    vector = EncryptedVectorField()
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -272,9 +272,9 @@ def create_memories(
         memories.append(memory)
         versions.append(_version(memory, event=MemoryVersion.Event.CREATED, number=1))
     _insert_created(memories, versions, terms)
-    # The embeddings API is a network call: never inside a write transaction.
+    # The embeddings API is a network call: made after commit, off the request's path.
     for memory in memories:
-        transaction.on_commit(functools.partial(embeddings.store_embedding, memory))
+        embeddings.schedule_embedding(memory)
     return memories
 
 
@@ -381,7 +381,7 @@ def update_memory(*, memory: Memory, data: dict) -> Memory:
             MemoryTerm.objects.filter(memory=memory).delete()
             _insert_terms(memory, terms)
             MemoryEmbedding.objects.filter(memory=memory).delete()
-            transaction.on_commit(functools.partial(embeddings.store_embedding, memory))
+            embeddings.schedule_embedding(memory)
     return memory
 
 

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -247,27 +247,24 @@ def embedding_server(settings):
     server.stop()
 
 
-def test_embeddings_rerank_semantic_matches(
-    client, embedding_server, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=True):  # vectors are made after commit
-        make_memory("acme", user_id="u1", content="Never eats meat", importance=1)
-        make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
+def test_embeddings_rerank_semantic_matches(client, embedding_server):
+    make_memory("acme", user_id="u1", content="Never eats meat", importance=1)
+    make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
+    call_command("backfill_embeddings")  # vectors are made after the response
     assert MemoryEmbedding.objects.count() == 2
     assert "meat" not in repr(list(MemoryEmbedding.objects.values_list("vector")))  # no text
     body = context(client, "what should I cook for dinner", limit=1)
     assert contents(body) == ["Never eats meat"]
-    sent = [r["body"]["input"] for r in embedding_server.requests]
+    sent = [r["input"] for r in embedding_server.embedding_requests()]
     assert ["what should I cook for dinner"] in sent
 
 
-def test_embedding_failure_degrades_to_lexical(
-    client, embedding_server, django_capture_on_commit_callbacks
-):
+def test_embedding_failure_degrades_to_lexical(client, embedding_server):
     embedding_server.embedding_status = 500
-    with django_capture_on_commit_callbacks(execute=True):
-        make_memory("acme", user_id="u1", content="Never eats meat")
-        make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
+    make_memory("acme", user_id="u1", content="Never eats meat")
+    make_memory("acme", user_id="u1", content="Has a beagle", importance=5)
+    with pytest.raises(CommandError, match="run the command again"):
+        call_command("backfill_embeddings")
     assert MemoryEmbedding.objects.count() == 0
     assert contents(context(client, "beagle", limit=1)) == ["Has a beagle"]
 

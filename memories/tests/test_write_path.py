@@ -228,18 +228,18 @@ def test_an_update_during_an_erasure_waits_and_finds_nothing(monkeypatch):
     assert not MemoryTerm.objects.filter(user_id="gone").exists()
 
 
-def test_an_embedding_is_not_stored_for_a_memory_deleted_or_changed_meanwhile(
-    monkeypatch, settings
-):
+def test_an_embedding_is_not_stored_for_a_memory_deleted_or_changed_meanwhile(settings):
     settings.OPENAI_EMBEDDING_MODEL = "fake-embed"
-    monkeypatch.setattr(embeddings, "embed_texts", lambda texts: [[0.6, 0.8]])
     deleted = make_memory("acme", content="walks the dogs at dawn")
     changed = make_memory("acme", content="reads on the train")
     live = make_memory("acme", content="swims on fridays")
     services.hard_delete_memory(memory=Memory.objects.get(pk=deleted.pk), actor="test")
     services.update_memory(memory=Memory.objects.get(pk=changed.pk), data={"content": "cycles"})
 
-    for memory in (deleted, changed, live):  # as the callbacks of their creates, late
-        embeddings.store_embedding(memory)
+    # As the embedder would, with the rows it read before the delete and the change.
+    stored = embeddings.store_vectors(
+        memories=[deleted, changed, live], vectors=[[0.6, 0.8], [0.6, 0.8], [0.6, 0.8]]
+    )
 
+    assert stored == 1
     assert list(MemoryEmbedding.objects.values_list("memory_id", flat=True)) == [live.pk]
