@@ -43,9 +43,11 @@ def usable_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
 # WEB_CONCURRENCY and WEB_THREADS override.
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, usable_cpus()))
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS") or 16)
+threads = int(os.environ.get("WEB_THREADS") or 8)
 bind = f"0.0.0.0:{os.environ.get('PORT') or 10000}"
-# Chat with extract=true may wait for two LLM calls (OPENAI_TIMEOUT_SECONDS each).
+# With threads this is the time a process may go without a heartbeat, not a request's
+# limit; requests end sooner by themselves: each LLM call by OPENAI_DEADLINE_SECONDS
+# (chat with extract=true makes two).
 timeout = 120
 graceful_timeout = 20
 keepalive = 5

@@ -204,7 +204,7 @@ OPENAI_EMBEDDING_DOCUMENT_PREFIX = env.str("OPENAI_EMBEDDING_DOCUMENT_PREFIX", d
 # across every process and host, and at most half a process's threads (gunicorn.conf.py
 # runs WEB_THREADS per process), so that short requests always find a free thread.
 LLM_MAX_CONCURRENT_PER_OWNER = env.int("LLM_MAX_CONCURRENT_PER_OWNER", default=4)
-WEB_THREADS = env.int("WEB_THREADS", default=16)
+WEB_THREADS = env.int("WEB_THREADS", default=8)
 LONG_REQUESTS_PER_PROCESS = max(1, WEB_THREADS // 2)
 
 INSTALLED_APPS = [
