@@ -95,6 +95,8 @@ def _create(client: openai.OpenAI, deadline: float, **request):
         except DeadlineExceeded:
             raise _deadline_passed() from None
         except openai.APITimeoutError:
+            if timeout < settings.OPENAI_TIMEOUT_SECONDS:  # the read waited what was left
+                raise _deadline_passed() from None
             logger.warning("llm request timed out after %ss", settings.OPENAI_TIMEOUT_SECONDS)
             raise LLMTimeout(
                 f"The LLM server did not answer within {settings.OPENAI_TIMEOUT_SECONDS:g} s."
