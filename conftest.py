@@ -92,9 +92,11 @@ class Server:
         return new_key(self.env, owner_id, rate_limit)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def start_server(service_database_url, tmp_path_factory):
-    """Start gunicorn (the Procfile's web line) with env overrides; stopped at the end."""
+    """Start gunicorn (the Procfile's web line) with env overrides; stopped at the end of
+    the module (each thread of a server may keep a database connection open, so servers
+    kept to the end of the session would add up past PostgreSQL's connection limit)."""
     started: list[subprocess.Popen] = []
 
     def start(workers: int = 2, database_url: str | None = None, **overrides) -> Server:
