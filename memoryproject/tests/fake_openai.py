@@ -40,7 +40,8 @@ class FakeOpenAI:
         (sent as is with status 200) | plus "delay": seconds. Streamed requests get the
         content word by word; "break_after": N sends garbage after N chunks; "stall": seconds
         to wait, sending nothing, before the answer (or, with "stall_after": N, after N
-        chunks of a stream), unless release is set first."""
+        chunks of a stream), unless release is set first; "chunk_delay": seconds between
+        chunks."""
         self.replies.extend(replies)
 
     def chat_requests(self) -> list[dict]:
@@ -132,6 +133,8 @@ class FakeOpenAI:
                         return
                     if reply.get("stall_after") == position:
                         fake.release.wait(reply.get("stall", 3600))
+                    if reply.get("chunk_delay") and position:
+                        time.sleep(reply["chunk_delay"])
                     event = {
                         "id": "chatcmpl-fake",
                         "object": "chat.completion.chunk",

@@ -4,6 +4,7 @@ and embeddings stay off the create path."""
 
 import json
 import os
+import socket
 import statistics
 import threading
 import time
@@ -172,6 +173,40 @@ def test_an_owner_holds_at_most_its_bound_across_workers(start_server, fake, bac
     assert "event: done" in held[0].text
     status, _, payload = http("POST", chat, key, {"user_id": "u1", "message": "after"})
     assert status == 200, payload  # both places were given back
+
+
+def test_a_client_that_goes_away_mid_stream_gives_its_place_back(start_server, fake):
+    redis_url = os.environ["TEST_REDIS_URL"]
+    server = start_server(
+        workers=2, **llm_env(fake, LLM_MAX_CONCURRENT_PER_OWNER=1), REDIS_URL=redis_url
+    )
+    key = server.new_key("leaver")
+    slots = redis.Redis.from_url(redis_url)
+    words = " ".join(f"word{i}" for i in range(400))
+    fake.script({"content": words, "chunk_delay": 0.1})  # a 40 s answer
+
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps({"user_id": "u1", "message": "talk", "stream": True}).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(
+            b"POST /api/v1/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        received = b""
+        while b"event: delta" not in received:
+            chunk = client.recv(65536)
+            assert chunk, received
+            received += chunk
+        assert slots.zcard("llmslots:leaver") == 1
+        started = time.monotonic()
+    # The server notices at its next write, closes the stream and frees the place.
+    wait_for(lambda: slots.zcard("llmslots:leaver") == 0, timeout=10)
+    assert time.monotonic() - started < 10  # long before the answer would have ended
+    status, _, _ = http(
+        "POST", server.url + "/api/v1/chat", key, {"user_id": "u1", "message": "hi"}
+    )
+    assert status == 200
 
 
 def embedding_count(server, memory_ids) -> int:
