@@ -450,6 +450,12 @@ def run_set(name: str, dataset: dict, args: argparse.Namespace) -> dict:
     """Load one set, ask its questions, print its tables; returns its JSON summary."""
     started = time.monotonic()
     id_maps = load_dataset(dataset)
+    if args.embeddings:
+        from django.core.management import call_command
+
+        # Creates queue their vectors for a background thread; the backfill makes them
+        # all now, in batches, before the first question (the thread then finds them done).
+        call_command("backfill_embeddings")
     loaded = time.monotonic()
     methods, misses = evaluate(dataset, id_maps)
     users = [u["user_id"] for u in dataset["users"]]

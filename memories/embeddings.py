@@ -26,6 +26,7 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Exists, OuterRef
 
 from memories import vectors as packing
 from memories.models import Memory, MemoryEmbedding
@@ -145,11 +146,19 @@ def store_vectors(*, memories: list[Memory], vectors: list[np.ndarray]) -> int:
     return len(rows)
 
 
-def embed_memories(*, memory_ids) -> int | None:
-    """Embed and store the live memories among memory_ids, BATCH_SIZE per call; the
-    number stored, or None if a call failed."""
+def embed_memories(*, memory_ids, replace: bool = False) -> int | None:
+    """Embed and store the live memories among memory_ids that have no vector for the
+    current model (all of them with replace), BATCH_SIZE per call; the number stored, or
+    None if a call failed."""
     fields = ("pk", "owner_id", "user_id", "content", "content_hash")
-    memories = list(Memory.objects.filter(pk__in=list(memory_ids), is_deleted=False).only(*fields))
+    rows = Memory.objects.filter(pk__in=list(memory_ids), is_deleted=False)
+    if not replace:
+        # A stored vector is current: a content change deletes it (services.update_memory).
+        current = MemoryEmbedding.objects.filter(
+            memory_id=OuterRef("pk"), model=settings.OPENAI_EMBEDDING_MODEL
+        )
+        rows = rows.exclude(Exists(current))
+    memories = list(rows.only(*fields))
     stored = 0
     for start in range(0, len(memories), BATCH_SIZE):
         batch = memories[start : start + BATCH_SIZE]

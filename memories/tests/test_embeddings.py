@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -135,3 +135,22 @@ def test_a_failing_server_is_left_alone_for_a_while(client, settings, embedding_
 
 def test_one_client_per_process(settings, embedding_server):
     assert embeddings._client() is embeddings._client()
+
+
+def test_backfill_all_replaces_every_vector_and_needs_a_model(settings, embedding_server):
+    settings.OPENAI_EMBEDDING_DOCUMENT_PREFIX = "passage: "
+    memory = make_memory("acme", content="Has a beagle")
+    embeddings.store_vectors(memories=[memory], vectors=[[1.0, 0.0]])
+    MemoryEmbedding.objects.update(model="fake-embed")
+    call_command("backfill_embeddings")
+    assert embedding_server.embedding_requests() == []  # it has a vector
+
+    call_command("backfill_embeddings", "--all")  # e.g. after a new document prefix
+    assert [r["input"] for r in embedding_server.embedding_requests()] == [
+        ["passage: Has a beagle"]
+    ]
+    assert MemoryEmbedding.objects.get(pk=memory.pk).vector.size > 2
+
+    settings.OPENAI_EMBEDDING_MODEL = ""
+    with pytest.raises(CommandError, match="OPENAI_EMBEDDING_MODEL"):
+        call_command("backfill_embeddings")

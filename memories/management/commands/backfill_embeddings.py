@@ -42,7 +42,7 @@ class Command(BaseCommand):
                 ids = list(batch.values_list("pk", flat=True)[:batch_size])
                 if not ids:
                     break
-                done = embeddings.embed_memories(memory_ids=ids)
+                done = embeddings.embed_memories(memory_ids=ids, replace=all)
                 if done is None:
                     raise CommandError(
                         f"The embeddings server failed after {stored} of {total} memories; "
