@@ -105,7 +105,7 @@ def test_short_requests_keep_answering_while_long_ones_hold_every_llm_place(star
     # share of stalled ones; the ones past a process's share are refused at once.
     places = workers * (threads // 2)
     held: list[Held] = []
-    for attempt in range(workers * threads * 4):
+    for attempt in range(200):  # gunicorn, not the test, picks the process of each
         if len(fake.chat_requests()) >= places and len(held) >= workers * threads:
             break
         stream = attempt % 2 == 1
