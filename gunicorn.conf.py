@@ -39,11 +39,22 @@ def usable_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
 # One process per usable CPU, at least two; each runs WEB_THREADS threads, so a request
 # that waits on the network (an LLM answer, a stream, a slow client) holds one thread, not
 # the whole process. Django caps the requests that wait on the LLM at half the threads of
-# a process (settings.LONG_REQUESTS_PER_PROCESS), so short requests always find a thread.
+# a process, so short requests always find a thread.
 # WEB_CONCURRENCY and WEB_THREADS override.
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, usable_cpus()))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS") or 8)
+
+
+def post_fork(server, worker):
+    # Django caps the requests that wait on the LLM at half of settings.WEB_THREADS: give
+    # it the threads the worker really runs, however they were set (--threads,
+    # GUNICORN_CMD_ARGS).
+    from django.conf import settings
+
+    settings.WEB_THREADS = server.cfg.threads
+
+
 bind = f"0.0.0.0:{os.environ.get('PORT') or 10000}"
 # With threads this is the time a process may go without a heartbeat, not a request's
 # limit; requests end sooner by themselves: each LLM call by OPENAI_DEADLINE_SECONDS

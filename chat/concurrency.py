@@ -3,8 +3,8 @@ cannot hold every thread of the service.
 
 - Per owner: at most LLM_MAX_CONCURRENT_PER_OWNER at once, across every process and host.
   Past it: 429 "Too many concurrent LLM requests for this key's owner".
-- Per process: at most LONG_REQUESTS_PER_PROCESS (half the process's threads), so short
-  requests always find a thread. Past it: 503, retry shortly.
+- Per process: at most half the process's threads (WEB_THREADS), so short requests
+  always find a thread. Past it: 503, retry shortly.
 
 An owner's slot is taken before the first LLM call and given back when the request ends:
 on completion, on error, and when a streaming client goes away. Every slot also expires by
@@ -58,9 +58,13 @@ _process_lock = threading.Lock()
 _process_held = [0]
 
 
+def long_requests_per_process() -> int:
+    return max(1, settings.WEB_THREADS // 2)
+
+
 def _take_process_slot() -> bool:
     with _process_lock:
-        if _process_held[0] >= settings.LONG_REQUESTS_PER_PROCESS:
+        if _process_held[0] >= long_requests_per_process():
             return False
         _process_held[0] += 1
         return True

@@ -201,11 +201,11 @@ OPENAI_EMBEDDING_QUERY_PREFIX = env.str("OPENAI_EMBEDDING_QUERY_PREFIX", default
 OPENAI_EMBEDDING_DOCUMENT_PREFIX = env.str("OPENAI_EMBEDDING_DOCUMENT_PREFIX", default="")
 
 # Requests that wait on the LLM (chat, extract): at most this many at once per owner,
-# across every process and host, and at most half a process's threads (gunicorn.conf.py
-# runs WEB_THREADS per process), so that short requests always find a free thread.
+# across every process and host, and at most half a process's threads, so that short
+# requests always find a free thread. gunicorn.conf.py runs WEB_THREADS per process and
+# sets this setting to the count it really runs.
 LLM_MAX_CONCURRENT_PER_OWNER = env.int("LLM_MAX_CONCURRENT_PER_OWNER", default=4)
 WEB_THREADS = env.int("WEB_THREADS", default=8)
-LONG_REQUESTS_PER_PROCESS = max(1, WEB_THREADS // 2)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -71,7 +71,7 @@ def test_a_redis_that_fails_falls_back_to_the_database(settings):
 
 
 def test_a_process_holds_at_most_its_share_of_long_requests(settings):
-    settings.LONG_REQUESTS_PER_PROCESS = 1
+    settings.WEB_THREADS = 3  # half, rounded down
     slot = concurrency.acquire_long_request(owner_id="acme")
     with pytest.raises(concurrency.ServerBusy):
         concurrency.acquire_long_request(owner_id="globex")

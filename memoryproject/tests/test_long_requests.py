@@ -209,6 +209,25 @@ def test_a_client_that_goes_away_mid_stream_gives_its_place_back(start_server, f
     assert status == 200
 
 
+def test_the_cap_per_process_follows_the_threads_gunicorn_runs(start_server, fake):
+    # Threads set on gunicorn's command line, not through WEB_THREADS: 2 threads, so one
+    # request waiting on the LLM per process.
+    server = start_server(workers=1, **llm_env(fake), GUNICORN_CMD_ARGS="--threads 2")
+    key = server.new_key("capped")
+    fake.default_reply = {"content": "late", "stall": 120}
+    chat = server.url + "/api/v1/chat"
+    held = Held(chat, key, {"user_id": "u1", "message": "one"})
+    wait_for(lambda: len(fake.chat_requests()) == 1)
+    status, headers, payload = http("POST", chat, key, {"user_id": "u1", "message": "two"})
+    assert status == 503, payload
+    assert payload == {"detail": "The server is busy with other LLM requests; retry shortly."}
+    assert headers["Retry-After"] == "1"
+    assert timed("GET", server.url + "/health") < 5  # the other thread still answers
+    fake.release.set()
+    held.wait(timeout=30)
+    assert held.status == 200
+
+
 def embedding_count(server, memory_ids) -> int:
     with psycopg.connect(server.env["DATABASE_URL"]) as conn:
         return conn.execute(
