@@ -6,6 +6,7 @@ INDEX_VERSION must change whenever the output of `index_terms` for the same text
 
 import functools
 import re
+import threading
 import unicodedata
 from collections import Counter
 
@@ -56,9 +57,16 @@ RELATED_WEIGHT = 0.35
 IDIOMS = {"for a living": "job", "other half": "partner", "significant other": "partner"}
 
 
-@functools.lru_cache(maxsize=1)
+_per_thread = threading.local()
+
+
 def _stemmer():
-    return snowballstemmer.stemmer("english")
+    # PyStemmer's stemmer keeps state while it stems and must not be shared between
+    # threads (gunicorn runs several per process): one per thread.
+    stemmer = getattr(_per_thread, "stemmer", None)
+    if stemmer is None:
+        stemmer = _per_thread.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 def fold(text: str) -> str:
