@@ -21,8 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=embeddings.BATCH_SIZE)
 
     def handle(self, *args, all, batch_size, **options):
-        if not settings.OPENAI_EMBEDDING_MODEL:
-            raise CommandError("OPENAI_EMBEDDING_MODEL is not set: there is nothing to embed.")
+        if not settings.OPENAI_EMBEDDING_MODEL:  # not an error: cron may run it anyway
+            self.stdout.write("OPENAI_EMBEDDING_MODEL is not set: there is nothing to embed.")
+            return
         rewritten = self._rewrite_legacy_vectors(batch_size)
         self.stdout.write(f"Rewrote {rewritten} vectors stored as JSON.")
         rows = Memory.objects.live()
