@@ -5,6 +5,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
 from rest_framework.test import APIClient
 
@@ -52,15 +53,20 @@ def embedding_server(settings):
 
 
 def test_unchanged_writes_nothing(client, embedding_server, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
+    # Vectors are made after commit by a background thread, which cannot see this test's
+    # transaction: the on-commit callbacks show what was queued, and the backfill makes
+    # the vectors the thread would have made.
+    with django_capture_on_commit_callbacks() as callbacks:
         first = upsert(client, value={"mode": "dark", "level": 1}, metadata={"a": [1, 2]})
+    assert len(callbacks) == 1
+    call_command("backfill_embeddings")
     memory_id = first.json()["memory"]["id"]
     assert len(embedding_server.requests) == 1
     terms = sorted(MemoryTerm.objects.filter(memory_id=memory_id).values_list("pk", flat=True))
     stored = Memory.objects.get(pk=memory_id)
 
     # Same values, other key order in the JSON objects.
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks() as callbacks:
         again = upsert(client, metadata={"a": [1, 2]}, value={"level": 1, "mode": "dark"})
 
     assert again.json()["result"] == "unchanged"
@@ -69,11 +75,14 @@ def test_unchanged_writes_nothing(client, embedding_server, django_capture_on_co
     assert MemoryVersion.objects.filter(memory_id=memory_id).count() == 1
     after = sorted(MemoryTerm.objects.filter(memory_id=memory_id).values_list("pk", flat=True))
     assert after == terms
+    call_command("backfill_embeddings")
     assert callbacks == [] and len(embedding_server.requests) == 1
 
     # The twin: a real change rewrites the index and embeds again.
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks() as callbacks:
         assert upsert(client, content="Prefers dim screens").json()["result"] == "updated"
+    assert len(callbacks) == 1
+    call_command("backfill_embeddings")
     assert len(embedding_server.requests) == 2
     assert MemoryVersion.objects.filter(memory_id=memory_id).count() == 2
 
