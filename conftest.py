@@ -2,6 +2,7 @@
 (on their own PostgreSQL database) for tests that need processes, workers and sockets."""
 
 import contextlib
+import json
 import os
 import subprocess
 import urllib.error
@@ -19,6 +20,7 @@ from bench.harness import (
     start_web,
     wait_until_up,
 )
+from memoryproject.tests.fake_openai import FakeOpenAI
 
 
 @pytest.fixture
@@ -29,6 +31,27 @@ def api_key(db):
 @pytest.fixture
 def other_key(db):
     return create_api_key(owner_id="globex", rate_limit_per_minute=10_000)
+
+
+@pytest.fixture
+def fake_openai(settings):
+    """The LLM endpoints talk to a local fake OpenAI-compatible server."""
+    server = FakeOpenAI().start()
+    settings.OPENAI_API_KEY = "sk-test-not-a-real-key"
+    settings.OPENAI_BASE_URL = server.url
+    settings.OPENAI_MODEL = "fake-small"
+    settings.OPENAI_TIMEOUT_SECONDS = 2.0
+    settings.OPENAI_MAX_RETRIES = 1
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_server(fake_openai):
+    """fake_openai whose unscripted replies are an empty extraction: any LLM endpoint
+    answers 200 without a script."""
+    fake_openai.default_reply = {"content": json.dumps({"memories": []})}
+    return fake_openai
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import transaction
 
 from memories import services, text
 from memories.models import Memory, MemoryTerm
-from memories.tests.factories import make_memory
+from memories.tests.factories import make_memory, run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)  # threads need committed rows
 
@@ -36,25 +36,6 @@ def hold_a_change(memory_id, data: dict, started: threading.Event):
             time.sleep(0.5)
 
     return run
-
-
-def run_concurrently(*actions) -> list[str]:
-    errors: list[str] = []
-
-    def run(action):
-        try:
-            action()
-        except Exception as exc:  # reported to the test, not lost in the thread
-            errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(15)
-    return errors
 
 
 def test_a_patch_racing_a_content_change_indexes_the_final_content(client):

@@ -10,7 +10,6 @@ from memories import services
 from memories.models import MAX_VERSIONS_PER_MEMORY, Memory, MemoryVersion
 from memories.serializers import MemoryVersionSerializer, version_payload
 from memories.tests.factories import make_memory
-from memoryproject.tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
 
@@ -19,15 +18,6 @@ FIELDS = [
     "version", "event", "recorded_at", "type", "content", "key", "value", "importance",
     "confidence", "metadata", "expires_at",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def fake_openai(settings):
-    server = FakeOpenAI().start()
-    settings.OPENAI_API_KEY = "sk-test-not-a-real-key"
-    settings.OPENAI_BASE_URL = server.url
-    yield server
-    server.stop()
 
 
 def history(client, memory_id) -> list[dict]:

@@ -8,7 +8,7 @@ import time
 import pytest
 from django.core.management import call_command
 from django.core.validators import MaxLengthValidator
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from apikeys.authentication import find_key
@@ -18,7 +18,7 @@ from gdpr.services import erase_user
 from memories import embeddings, services
 from memories.models import Memory, MemoryEmbedding, MemoryTerm
 from memories.serializers import MemorySerializer
-from memories.tests.factories import make_memory
+from memories.tests.factories import make_memory, run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -128,27 +128,6 @@ def test_reindex_removes_rows_whose_memory_was_deleted_behind_the_service(capsys
     assert MemoryTerm.objects.filter(memory_id=kept.pk).count() == kept_terms > 0
 
 
-def _concurrently(*actions) -> list[str]:
-    """Run each action in its own thread (its own database connection); the names of the
-    exceptions they raised."""
-    errors = []
-
-    def run(action):
-        try:
-            action()
-        except Exception as exc:  # reported to the test, not lost in the thread
-            errors.append(type(exc).__name__)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(15)
-    return errors
-
-
 def _race(monkeypatch, memory, second) -> list[str]:
     """update_memory rewrites the memory's index rows and holds its transaction open for a
     moment; `second` runs meanwhile, from another connection. Returns any errors."""
@@ -170,7 +149,7 @@ def _race(monkeypatch, memory, second) -> list[str]:
         written.wait(5)
         second()
 
-    return _concurrently(update, after_write)
+    return run_concurrently(update, after_write)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -221,7 +200,7 @@ def test_an_update_during_an_erasure_waits_and_finds_nothing(monkeypatch):
         pause.reached.wait(5)
         services.update_memory(memory=memory, data={"content": "rides bikes on sunday"})
 
-    errors = _concurrently(erase, update)
+    errors = run_concurrently(erase, update)
 
     assert errors == ["NotFound"]  # the update came second: the memory was gone
     assert not Memory.objects.filter(user_id="gone").exists()

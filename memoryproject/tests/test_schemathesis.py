@@ -1,8 +1,6 @@
 """Generated requests against our own /openapi.json: no 500, and every response matches
 the documented status codes, content types and bodies."""
 
-import json
-
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -15,8 +13,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from memoryproject.tests.fake_openai import FakeOpenAI
 
 schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application())
 CHECKS = [
@@ -35,17 +31,6 @@ def in_test_transaction():
     yield
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
-
-
-@pytest.fixture
-def llm_server(settings):
-    """The LLM endpoints answer from a local fake server, not 503 (not configured)."""
-    server = FakeOpenAI().start()
-    server.default_reply = {"content": json.dumps({"memories": []})}
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = server.url
-    yield server
-    server.stop()
 
 
 @pytest.mark.django_db

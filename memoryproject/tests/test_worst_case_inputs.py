@@ -2,7 +2,6 @@
 string field of every endpoint at its maximum length, in shapes built to be worst cases
 for parsers, tokenisers, the index and the ranking query."""
 
-import json
 import time
 
 import pytest
@@ -11,7 +10,6 @@ from hypothesis import strategies as st
 
 from memories.models import MAX_CONTENT_CHARS
 from memories.tests.factories import make_memory
-from memoryproject.tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
 
@@ -56,16 +54,6 @@ def timed(call):
 
 
 @pytest.fixture
-def llm(settings):
-    server = FakeOpenAI().start()
-    server.default_reply = {"content": json.dumps({"memories": []})}
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = server.url
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def crowded_user():
     """A user whose memories share common words, so postings lists are long."""
     for n in range(60):
@@ -103,7 +91,7 @@ def test_every_identifier_at_its_longest(client, shape):
 
 
 @pytest.mark.parametrize("shape", ["rule-spaces", "one-letter-words", "newlines", "brackets"])
-def test_llm_endpoints_with_the_longest_conversation(client, llm, crowded_user, shape):
+def test_llm_endpoints_with_the_longest_conversation(client, llm_server, crowded_user, shape):
     text = CONTENT_SHAPES[shape]
     history = [{"role": "user", "content": text}] * 100
     chat = {"user_id": crowded_user, "message": text, "history": history, "memory_limit": 50}
