@@ -178,9 +178,17 @@ class Memory(models.Model):
                 name="memory_owner_user_content",
                 condition=Q(is_deleted=False),
             ),
+            # Upsert and the key filter: the newest live memory with a key is the first entry
+            # of this index, whatever the planner's statistics say (without created_at, a
+            # planner with stale statistics walked the newest-first index through all of
+            # the user's memories instead).
             models.Index(
-                fields=["owner_id", "user_id", "key"],
-                name="memory_owner_user_key",
+                F("owner_id"),
+                F("user_id"),
+                F("key"),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="memory_owner_user_key_newest",
                 condition=Q(is_deleted=False),
             ),
             # Stats: one aggregate that reads this index only.
