@@ -495,31 +495,46 @@ def upsert_memory(
     revalidate: validates the request again as a change of the locked memory (as PATCH
     does: rules mode and TTL against its current state) and returns the changes."""
     user_id, key = data["user_id"], data["key"]
+    rows = Memory.objects.for_owner(owner_id).live().filter(user_id=user_id, key=key)
+    rows = rows.order_by("-created_at", "-pk")
+    # First without a transaction or a lock: an upsert that changes nothing (the common
+    # case of a client that re-sends its facts) is one read, and writes nothing, not even
+    # a row lock. Answering "unchanged" from committed state is as if it came a moment
+    # before any change still in flight.
+    existing = rows.first()
+    if existing is not None:
+        changes = _upsert_changes(existing, data, merge_metadata, revalidate)
+        if not changes:
+            return UpsertResult("unchanged", existing)
     with transaction.atomic():
         _lock_upsert(owner_id=owner_id, user_id=user_id, key=key)
-        rows = Memory.objects.for_owner(owner_id).live().filter(user_id=user_id, key=key)
         # Locked: a PATCH of the same memory waits, so the comparison below stays true.
-        existing = rows.select_for_update().order_by("-created_at", "-pk").first()
+        existing = rows.select_for_update().first()
         if existing is None:
             if validate_new is not None:
                 data = validate_new()
             return UpsertResult("created", create_memory(owner_id=owner_id, data=data))
-        if revalidate is not None:
-            data = {**revalidate(existing), "user_id": user_id}
-        wanted = {name: value for name, value in data.items() if name != "user_id"}
-        if wanted.get("ttl_seconds") is not None:
-            # As PATCH: a TTL counts from the memory's creation, not from this request.
-            wanted["expires_at"] = existing.created_at + timedelta(seconds=wanted["ttl_seconds"])
-        if merge_metadata and "metadata" in wanted:
-            wanted["metadata"] = merged_metadata(existing.metadata, wanted["metadata"])
-        changes = {
-            name: value
-            for name, value in wanted.items()
-            if not _same(name, getattr(existing, name), value)
-        }
+        changes = _upsert_changes(existing, data, merge_metadata, revalidate)
         if not changes:
             return UpsertResult("unchanged", existing)
         return UpsertResult("updated", update_memory(memory=existing, data=changes))
+
+
+def _upsert_changes(existing: Memory, data: dict, merge_metadata: bool, revalidate) -> dict:
+    """The fields of data that differ from the existing memory's."""
+    if revalidate is not None:
+        data = revalidate(existing)
+    wanted = {name: value for name, value in data.items() if name != "user_id"}
+    if wanted.get("ttl_seconds") is not None:
+        # As PATCH: a TTL counts from the memory's creation, not from this request.
+        wanted["expires_at"] = existing.created_at + timedelta(seconds=wanted["ttl_seconds"])
+    if merge_metadata and "metadata" in wanted:
+        wanted["metadata"] = merged_metadata(existing.metadata, wanted["metadata"])
+    return {
+        name: value
+        for name, value in wanted.items()
+        if not _same(name, getattr(existing, name), value)
+    }
 
 
 def merged_metadata(current: dict, extra: dict) -> dict:
