@@ -441,7 +441,8 @@ def find_duplicate(*, owner_id: str, user_id: str, content: str) -> Memory | Non
     """A live memory of the user whose content is the same up to case and spacing."""
     digest = content_hash(owner_id=owner_id, user_id=user_id, content=content)
     rows = Memory.objects.for_owner(owner_id).live().filter(user_id=user_id)
-    return rows.filter(content_hash=digest).first()
+    # No ORDER BY: with one, stale statistics could pick a walk of the primary key.
+    return next(iter(rows.filter(content_hash=digest).order_by()[:1]), None)
 
 
 class UpsertResult(NamedTuple):
@@ -496,12 +497,11 @@ def upsert_memory(
     does: rules mode and TTL against its current state) and returns the changes."""
     user_id, key = data["user_id"], data["key"]
     rows = Memory.objects.for_owner(owner_id).live().filter(user_id=user_id, key=key)
-    rows = rows.order_by("-created_at", "-pk")
     # First without a transaction or a lock: an upsert that changes nothing (the common
     # case of a client that re-sends its facts) is one read, and writes nothing, not even
     # a row lock. Answering "unchanged" from committed state is as if it came a moment
     # before any change still in flight.
-    existing = rows.first()
+    existing = _newest(rows)
     if existing is not None:
         changes = _upsert_changes(existing, data, merge_metadata, revalidate)
         if not changes:
@@ -509,7 +509,7 @@ def upsert_memory(
     with transaction.atomic():
         _lock_upsert(owner_id=owner_id, user_id=user_id, key=key)
         # Locked: a PATCH of the same memory waits, so the comparison below stays true.
-        existing = rows.select_for_update().first()
+        existing = _newest(rows.select_for_update())
         if existing is None:
             if validate_new is not None:
                 data = validate_new()
@@ -518,6 +518,14 @@ def upsert_memory(
         if not changes:
             return UpsertResult("unchanged", existing)
         return UpsertResult("updated", update_memory(memory=existing, data=changes))
+
+
+def _newest(rows) -> Memory | None:
+    """The newest of a few rows (a user's live memories with one key), chosen here: with
+    ORDER BY ... LIMIT 1, a planner whose statistics predate a bulk load walked the
+    user's newest-first index through every memory of the user instead (12 ms at 17,000
+    memories, against 0.05 ms through the key index)."""
+    return max(rows.order_by(), key=lambda memory: (memory.created_at, memory.pk), default=None)
 
 
 def _upsert_changes(existing: Memory, data: dict, merge_metadata: bool, revalidate) -> dict:
