@@ -112,6 +112,20 @@ class MemoryQuerySet(models.QuerySet):
     def for_owner(self, owner_id: str):
         return self.filter(owner_id=owner_id)
 
+    def pk_batches(self, size: int):
+        """The rows' primary keys in key order, `size` at a time, one short query a batch
+        (keyset paging: rows added or removed meanwhile never shift a batch)."""
+        last = None
+        while True:
+            rows = self.order_by("pk")
+            if last is not None:
+                rows = rows.filter(pk__gt=last)
+            batch = list(rows.values_list("pk", flat=True)[:size])
+            if not batch:
+                return
+            yield batch
+            last = batch[-1]
+
     def live(self, at: datetime | None = None):
         """Neither soft-deleted nor expired."""
         at = at or timezone.now()

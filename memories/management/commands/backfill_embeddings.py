@@ -34,15 +34,8 @@ class Command(BaseCommand):
             rows = rows.filter(~Exists(current))
         total = rows.count()
         stored = 0
-        last_id = None
         with tqdm(total=total, unit="memory", disable=None, file=self.stderr) as progress:
-            while True:
-                batch = rows.order_by("pk")
-                if last_id is not None:
-                    batch = batch.filter(pk__gt=last_id)
-                ids = list(batch.values_list("pk", flat=True)[:batch_size])
-                if not ids:
-                    break
+            for ids in rows.pk_batches(batch_size):
                 done = embeddings.embed_memories(memory_ids=ids, replace=all)
                 if done is None:
                     raise CommandError(
@@ -50,7 +43,6 @@ class Command(BaseCommand):
                         "run the command again when it is back (it resumes)."
                     )
                 stored += done
-                last_id = ids[-1]
                 progress.update(len(ids))
         self.stdout.write(f"Embedded {stored} of {total} memories.")
 

@@ -29,19 +29,11 @@ class Command(BaseCommand):
             f"Index version {text.INDEX_VERSION}: {stale.count()} stale memories, "
             f"rebuilding {total}."
         )
-        last_id = None
         with tqdm(total=total, unit="memory", disable=None, file=self.stderr) as progress:
-            while True:
-                batch = rows.order_by("pk")
-                if last_id is not None:
-                    batch = batch.filter(pk__gt=last_id)
-                # Only the ids: each memory is read again, locked, as it is rebuilt.
-                batch = list(batch.values_list("pk", flat=True)[:batch_size])
-                if not batch:
-                    break
+            # Only the ids: each memory is read again, locked, as it is rebuilt.
+            for batch in rows.pk_batches(batch_size):
                 for memory_id in batch:
                     services.reindex_memory(memory_id=memory_id)
-                last_id = batch[-1]
                 progress.update(len(batch))
         self.stdout.write(f"Reindexed {total} memories.")
         # These rows have no database foreign key (see MemoryTerm.memory); the service

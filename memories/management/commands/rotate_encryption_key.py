@@ -22,17 +22,9 @@ class Command(BaseCommand):
     def handle(self, *args, batch_size, **options):
         total = Memory.objects.count()
         done = 0
-        last_id = None
         with tqdm(total=total, unit="memory", disable=None, file=self.stderr) as progress:
-            while True:
-                ids = Memory.objects.order_by("pk")
-                if last_id is not None:
-                    ids = ids.filter(pk__gt=last_id)
-                ids = list(ids.values_list("pk", flat=True)[:batch_size])
-                if not ids:
-                    break
+            for ids in Memory.objects.pk_batches(batch_size):
                 self._rotate(ids)
-                last_id = ids[-1]
                 done += len(ids)
                 progress.update(len(ids))
         self.stdout.write(f"Re-encrypted and reindexed {done} memories.")
