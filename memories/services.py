@@ -341,18 +341,15 @@ def _lock_current(memory: Memory) -> Memory:
     return current
 
 
-def _lock_live(memory: Memory) -> None:
-    """Inside a transaction: lock the row, and refuse if a concurrent request deleted it
-    since it was read (404, as if the request had come a moment later)."""
-    if not Memory.objects.select_for_update().filter(pk=memory.pk, is_deleted=False).exists():
-        raise NotFound()
-
-
-def lock_live_memory(*, owner_id: str, memory_id, user_id: str | None = None) -> Memory:
-    """Inside a transaction: the owner's live memory, read and locked, or 404 exactly like
-    a memory that never existed. Changes validated against this row cannot race another
-    change of it."""
-    rows = Memory.objects.select_for_update().for_owner(owner_id).live().filter(pk=memory_id)
+def live_memory(
+    *, owner_id: str, memory_id, user_id: str | None = None, lock: bool = False
+) -> Memory:
+    """The owner's live memory, or 404 exactly like a memory that never existed. With
+    lock (inside a transaction) the row is locked: changes validated against it cannot
+    race another change of it."""
+    rows = Memory.objects.for_owner(owner_id).live().filter(pk=memory_id)
+    if lock:
+        rows = rows.select_for_update()
     if user_id is not None:
         rows = rows.filter(user_id=user_id)
     memory = rows.first()
@@ -388,7 +385,7 @@ def update_memory(*, memory: Memory, data: dict) -> Memory:
 def soft_delete_memory(*, memory: Memory) -> Memory:
     """Mark deleted (final in v1) and drop its index rows: deleted memories never match."""
     with transaction.atomic():
-        _lock_live(memory)
+        memory = _lock_current(memory)
         memory.is_deleted = True
         memory.updated_at = timezone.now()
         memory.save(update_fields=["is_deleted", "updated_at"])

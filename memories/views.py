@@ -1,5 +1,3 @@
-import uuid
-
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -40,17 +38,6 @@ from memoryproject.schema import error_responses
 from replicas.routing import read_only
 
 TAGS = ["memories"]
-
-
-def get_live_memory(request, memory_id: uuid.UUID, user_id: str | None = None) -> Memory:
-    """The caller's live memory, or 404 exactly like a memory that never existed."""
-    rows = Memory.objects.for_owner(request.auth.owner_id).live().filter(pk=memory_id)
-    if user_id is not None:
-        rows = rows.filter(user_id=user_id)
-    memory = rows.first()
-    if memory is None:
-        raise NotFound()
-    return memory
 
 
 IDEMPOTENCY_PARAMETERS = [
@@ -159,7 +146,11 @@ class MemoryDetailView(APIView):
     )
     @read_only
     def get(self, request, memory_id):
-        return Response(memory_payload(get_live_memory(request, memory_id)))
+        return Response(
+            memory_payload(
+                services.live_memory(owner_id=request.auth.owner_id, memory_id=memory_id)
+            )
+        )
 
     @extend_schema(
         summary="Change fields of a live memory",
@@ -176,7 +167,9 @@ class MemoryDetailView(APIView):
         # Validated against the row as it is now, locked: rules mode derives key and value
         # from the current content and type, which a concurrent change could alter.
         with transaction.atomic():
-            memory = services.lock_live_memory(owner_id=request.auth.owner_id, memory_id=memory_id)
+            memory = services.live_memory(
+                owner_id=request.auth.owner_id, memory_id=memory_id, lock=True
+            )
             serializer = MemorySerializer(memory, data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
             memory = services.update_memory(memory=memory, data=serializer.validated_data)
@@ -217,7 +210,9 @@ class MemorySoftDeleteView(APIView):
     )
     def delete(self, request, memory_id):
         params = query_params(OptionalUserQuerySerializer, request)
-        memory = get_live_memory(request, memory_id, user_id=params.get("user_id"))
+        memory = services.live_memory(
+            owner_id=request.auth.owner_id, memory_id=memory_id, user_id=params.get("user_id")
+        )
         memory = services.soft_delete_memory(memory=memory)
         return Response(memory_payload(memory))
 
