@@ -47,6 +47,16 @@ def fake_openai(settings):
 
 
 @pytest.fixture
+def embedding_server(settings):
+    """Embeddings on (OPENAI_EMBEDDING_MODEL), from a local fake server."""
+    server = FakeOpenAI().start()
+    settings.OPENAI_BASE_URL = server.url
+    settings.OPENAI_EMBEDDING_MODEL = "fake-embed"
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def llm_server(fake_openai):
     """fake_openai whose unscripted replies are an empty extraction: any LLM endpoint
     answers 200 without a script."""

@@ -11,7 +11,6 @@ from memories import services, text
 from memories.models import Memory, MemoryEmbedding, MemoryTerm
 from memories.retrieval import build_summary
 from memories.tests.factories import make_memory
-from memoryproject.tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
 
@@ -236,15 +235,6 @@ def test_reindex_command_rebuilds_stale_rows(client, capsys):
     assert "1 stale" in capsys.readouterr().out
     assert Memory.objects.get(pk=memory.pk).index_version == text.INDEX_VERSION
     assert contents(context(client, "vinyl"))[0] == "Collects vinyl records"
-
-
-@pytest.fixture
-def embedding_server(settings):
-    server = FakeOpenAI().start()
-    settings.OPENAI_BASE_URL = server.url
-    settings.OPENAI_EMBEDDING_MODEL = "fake-embed"
-    yield server
-    server.stop()
 
 
 def test_embeddings_rerank_semantic_matches(client, embedding_server):

@@ -14,18 +14,8 @@ from django.utils import timezone
 from memories import crypto, embeddings, services, vectors
 from memories.models import MemoryEmbedding
 from memories.tests.factories import make_memory
-from memoryproject.tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def embedding_server(settings):
-    server = FakeOpenAI().start()
-    settings.OPENAI_BASE_URL = server.url
-    settings.OPENAI_EMBEDDING_MODEL = "fake-embed"
-    yield server
-    server.stop()
 
 
 def context(client, query):

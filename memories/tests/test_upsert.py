@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 
 from memories.models import Memory, MemoryTerm, MemoryVersion
 from memories.tests.factories import make_memory
-from memoryproject.tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
 
@@ -41,15 +40,6 @@ def test_created_then_updated_then_unchanged(client):
     unchanged = upsert(client, content="Prefers light mode", value="light")
     assert unchanged.json() == {"result": "unchanged", "memory": changed}
     assert Memory.objects.count() == 1
-
-
-@pytest.fixture
-def embedding_server(settings):
-    server = FakeOpenAI().start()
-    settings.OPENAI_BASE_URL = server.url
-    settings.OPENAI_EMBEDDING_MODEL = "fake-embed"
-    yield server
-    server.stop()
 
 
 def test_unchanged_writes_nothing(client, embedding_server, django_capture_on_commit_callbacks):
