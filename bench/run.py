@@ -1,8 +1,8 @@
 """End-to-end HTTP benchmark of the memory service, as deployed.
 
     .venv/bin/python bench/run.py [--quick]
-        [--scenarios create,floor,batch,idempotent,upsert,list,stats,context]
-                                  [--sizes 1000,10000] [--seconds 10]
+        [--scenarios create,floor,batch,idempotent,upsert,list,list-floor,stats,context]
+        [--sizes 1000,10000] [--seconds 10] [--rounds 3]
 
 What it does:
 1. Creates its own PostgreSQL database (BENCH_DATABASE_URL, default
@@ -12,15 +12,19 @@ What it does:
    in worker processes with the server's environment, so encryption and the blind index
    are real. Sentences come from bench/corpus.py templates.
 3. Starts gunicorn like the Procfile's web line (bound to 127.0.0.1, WEB_CONCURRENCY
-   workers, default 2), production settings (DEBUG=false), Redis rate-limit buckets; and the
-   same again with bench/floor's settings for the floor endpoint.
+   workers, default 2), production settings (DEBUG=false), Redis rate-limit buckets, with
+   bench/floor's URLconf: the service's URLs plus the floor's /floor/memory, so the service
+   and its floor share one server.
 4. Drives each scenario with wrk (Lua scripts rotate bodies and report p50/p95/p99), or with
-   a Python thread client when wrk is missing (the output says which).
-5. Prints a table, writes bench/results/<timestamp>.json and
-   bench/results/latency_vs_size.png, and drops the database.
+   a Python thread client when wrk is missing (the output says which). create and its floor,
+   and list and its floor, run in interleaved A-B-B-A rounds (bench/comparison.py).
+5. Prints a table and the service/floor ratios with their spread over the rounds, writes
+   bench/results/<timestamp>.json and bench/results/latency_vs_size.png, and drops the
+   database.
 
 --quick: 5 s per measurement, no 100,000-memory user. Environment overrides:
-BENCH_DATABASE_URL, BENCH_REDIS_URL, WEB_CONCURRENCY.
+BENCH_DATABASE_URL, BENCH_REDIS_URL, WEB_CONCURRENCY, and GUNICORN_CMD_ARGS (e.g.
+"--worker-class sync --threads 1" for sync workers instead of the configured gthread).
 """
 
 import argparse
@@ -40,6 +44,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import comparison
 import corpus  # bench/ is sys.path[0]
 from harness import (
     child_pids,
@@ -63,7 +68,10 @@ OWNER = "bench-owner"
 CREATE_USER = "bench-create"
 FLOOR_USER = "bench-floor"
 HUGE_LIMIT = 100_000_000
-ALL_SCENARIOS = ["create", "floor", "batch", "idempotent", "upsert", "list", "stats", "context"]
+ALL_SCENARIOS = [
+    "create", "floor", "batch", "idempotent", "upsert", "list", "list-floor", "stats", "context",
+]  # fmt: skip
+LIST_FLOOR_SIZE = 1000  # the list compared with its floor: this user's, or the first size
 BATCH_SIZE = 100  # memories per POST /api/v1/memory/batch
 THROUGHPUT_CONCURRENCY = 8
 PRELOAD_PROCESSES = 2
@@ -370,15 +378,31 @@ def context_bodies(user_id: str) -> list[dict]:
     return [{"user_id": user_id, "query": q, "limit": 5} for q in corpus.QUERIES]
 
 
+def list_floor_size(sizes: list[int]) -> int | None:
+    return LIST_FLOOR_SIZE if LIST_FLOOR_SIZE in sizes else (sizes[0] if sizes else None)
+
+
 def plan(scenarios: list[str], sizes: list[int], rounds: int) -> list[dict]:
-    """Every measurement, in order. create and floor alternate so drift hits both alike."""
+    """Every measurement, in order. A service endpoint and its floor run in A-B-B-A rounds
+    (bench/comparison.py) so drift hits both alike."""
     steps = []
     c8 = THROUGHPUT_CONCURRENCY
-    for _ in range(rounds):
-        if "floor" in scenarios:
-            steps.append({"scenario": "floor", "size": None, "concurrency": c8})
-        if "create" in scenarios:
-            steps.append({"scenario": "create", "size": None, "concurrency": c8})
+    compared = size_compared = None
+    if {"create", "floor"} <= set(scenarios):
+        compared = comparison.abba(
+            {"scenario": "create", "size": None, "concurrency": c8},
+            {"scenario": "floor", "size": None, "concurrency": c8},
+            rounds,
+        )
+    if {"list", "list-floor"} <= set(scenarios) and sizes:
+        size_compared = list_floor_size(sizes)
+    for n in range(1, rounds + 1):
+        if compared:
+            steps.extend(step for step in compared if step["round"] == n)
+        else:
+            for name in ("floor", "create"):
+                if name in scenarios:
+                    steps.append({"scenario": name, "size": None, "concurrency": c8})
         if "idempotent" in scenarios:
             steps.append({"scenario": "idempotent", "size": None, "concurrency": c8})
         if "batch" in scenarios:
@@ -386,7 +410,15 @@ def plan(scenarios: list[str], sizes: list[int], rounds: int) -> list[dict]:
         if "upsert" in scenarios:
             steps.append({"scenario": "upsert", "size": None, "concurrency": c8})
     for size in sizes:
-        if "list" in scenarios:
+        if size == size_compared:
+            steps.extend(
+                comparison.abba(
+                    {"scenario": "list", "size": size, "concurrency": c8},
+                    {"scenario": "list-floor", "size": size, "concurrency": c8},
+                    rounds,
+                )
+            )
+        elif "list" in scenarios:
             steps.append({"scenario": "list", "size": size, "concurrency": c8})
         if "stats" in scenarios:
             steps.append({"scenario": "stats", "size": size, "concurrency": c8})
@@ -408,6 +440,8 @@ def request_for(step: dict) -> tuple[str, str, list[dict] | None, str]:
     if scenario == "floor":
         return "POST", "/floor/memory", create_bodies(FLOOR_USER), "floor"
     user = user_for(size)
+    if scenario == "list-floor":
+        return "GET", f"/floor/memory?user_id={user}&limit=20", None, "floor"
     if scenario == "list":
         return "GET", f"/api/v1/memory?user_id={user}&limit=20", None, "service"
     if scenario == "stats":
@@ -431,11 +465,14 @@ def check_responses(servers: dict, key: str, sizes: list[int]) -> None:
         body = context_bodies(user)[0]
         status, found = call(service, key, "POST", "/api/v1/memory/context", body)
         assert status == 200 and len(found["memories"]) == min(5, size), found
-    if "floor" in servers:
-        status, row = call(
-            servers["floor"].url, key, "POST", "/floor/memory", create_bodies(FLOOR_USER)[0]
-        )
-        assert status == 200 and row["id"], row
+    floor = servers["floor"].url
+    status, row = call(floor, key, "POST", "/floor/memory", create_bodies(FLOOR_USER)[0])
+    assert status == 200 and row["id"], row
+    for size in sizes:
+        user = user_for(size)
+        status, page = call(floor, key, "GET", f"/api/v1/memory?user_id={user}&limit=20")
+        status, floor_page = call(floor, key, "GET", f"/floor/memory?user_id={user}&limit=20")
+        assert status == 200 and floor_page == page, (size, len(floor_page))
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -445,7 +482,7 @@ def print_table(rows: list[dict], load_tool: str) -> None:
     print(f"\nload generator: {load_tool}; web/db cpu = CPU ms per request in the gunicorn")
     print("workers / the PostgreSQL backends (Linux /proc), steadier than req/s on a busy host")
     header = (
-        f"{'scenario':<9} {'size':>7} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'scenario':<10} {'size':>7} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'p99 ms':>8} {'web cpu':>8} {'db cpu':>7} {'errors':>6}"
     )
     print(header)
@@ -453,33 +490,10 @@ def print_table(rows: list[dict], load_tool: str) -> None:
     for row in rows:
         size = "-" if row["size"] is None else f"{row['size']:,}"
         print(
-            f"{row['scenario']:<9} {size:>7} {row['concurrency']:>5} {row['rps']:>9.1f} "
+            f"{row['scenario']:<10} {size:>7} {row['concurrency']:>5} {row['rps']:>9.1f} "
             f"{row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} {row['p99_ms']:>8.2f} "
             f"{row['web_cpu_ms']:>8.2f} {row['db_cpu_ms']:>7.2f} {row['errors']:>6}"
         )
-
-
-def floor_ratio(rows: list[dict]) -> dict | None:
-    create = [r["rps"] for r in rows if r["scenario"] == "create"]
-    floor = [r["rps"] for r in rows if r["scenario"] == "floor"]
-    if not create or not floor:
-        return None
-    create_rps, floor_rps = sum(create) / len(create), sum(floor) / len(floor)
-
-    def cpu(name: str) -> float:
-        rows_ = [r for r in rows if r["scenario"] == name]
-        return sum(r["web_cpu_ms"] + r["db_cpu_ms"] for r in rows_) / len(rows_)
-
-    return {
-        "create_rps": round(create_rps, 1),
-        "floor_rps": round(floor_rps, 1),
-        "ratio": round(create_rps / floor_rps, 3),
-        "create_cpu_ms": round(cpu("create"), 2),
-        "floor_cpu_ms": round(cpu("floor"), 2),
-        # The same comparison on CPU cost per request (web workers + database backends).
-        "cpu_ratio": round(cpu("floor") / cpu("create"), 3),
-        "target": 0.70,
-    }
 
 
 def write_ratios(rows: list[dict]) -> dict:
@@ -566,7 +580,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
     parser.add_argument("--sizes", default=None, help="memories per user, comma-separated")
     parser.add_argument("--seconds", type=int, default=None, help="per measurement")
-    parser.add_argument("--rounds", type=int, default=None, help="create/floor rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="A-B-B-A rounds per floor")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
     args = parser.parse_args()
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -576,7 +590,7 @@ def parse_args() -> argparse.Namespace:
     default_sizes = "100,1000,10000" if args.quick else "100,1000,10000,100000"
     args.sizes = [int(s) for s in (args.sizes or default_sizes).split(",") if s.strip()]
     args.seconds = args.seconds or (5 if args.quick else 10)
-    args.rounds = args.rounds or (1 if args.quick else 2)
+    args.rounds = args.rounds or (2 if args.quick else 3)
     return args
 
 
@@ -608,25 +622,28 @@ def main() -> None:
         analyze(env)
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
-            servers["service"] = Server("service", env, workdir / "service.log")
-            if "floor" in args.scenarios:
-                floor_env = {
-                    **env,
-                    "DJANGO_SETTINGS_MODULE": "floor.settings",
-                    "PYTHONPATH": os.pathsep.join(
-                        filter(None, [str(BENCH), env.get("PYTHONPATH")])
-                    ),
-                }
-                servers["floor"] = Server("floor", floor_env, workdir / "floor.log")
+            # One server answers the service's URLs and the floor's: same workers, same
+            # connections, same settings for both sides of a comparison.
+            server_env = {
+                **env,
+                "DJANGO_SETTINGS_MODULE": "floor.settings",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), env.get("PYTHONPATH")])),
+            }
+            server = Server("service", server_env, workdir / "service.log")
+            servers.update(service=server, floor=server)
             check_responses(servers, key, sizes)
-            for name, server in servers.items():  # warm every worker: imports, connections
-                method, path, bodies = (
-                    ("POST", "/floor/memory", create_bodies(FLOOR_USER, 20))
-                    if name == "floor"
-                    else ("POST", "/api/v1/memory/context", context_bodies(user_for(sizes[0])))
-                    if sizes
-                    else ("POST", "/api/v1/memory", create_bodies(CREATE_USER, 20))
-                )
+            warm = [  # every worker: imports, connections, statements compiled once
+                ("POST", "/floor/memory", create_bodies(FLOOR_USER, 20)),
+                ("POST", "/api/v1/memory", create_bodies(CREATE_USER, 20)),
+            ]
+            if sizes:
+                user = user_for(sizes[0])
+                warm += [
+                    ("GET", f"/floor/memory?user_id={user}&limit=20", None),
+                    ("GET", f"/api/v1/memory?user_id={user}&limit=20", None),
+                    ("POST", "/api/v1/memory/context", context_bodies(user)),
+                ]
+            for method, path, bodies in warm:
                 load(server.url, key, method, path, bodies, THROUGHPUT_CONCURRENCY, 1, workdir)
             rows = []
             for step in plan(args.scenarios, sizes, args.rounds):
@@ -648,20 +665,15 @@ def main() -> None:
                     flush=True,
                 )
     finally:
-        for server in servers.values():
+        for server in set(servers.values()):
             server.stop()
         if not args.keep_db:
             drop_database(DATABASE_URL)
         flush_buckets()
 
     print_table(rows, load_tool)
-    ratio = floor_ratio(rows)
-    if ratio:
-        print(
-            f"\ncreate / floor: {ratio['create_rps']} / {ratio['floor_rps']} req/s = "
-            f"{ratio['ratio']:.0%} (target >= 70%); by CPU per request "
-            f"{ratio['floor_cpu_ms']} / {ratio['create_cpu_ms']} ms = {ratio['cpu_ratio']:.0%}"
-        )
+    floor_ratios = comparison.ratios(rows)
+    comparison.print_ratios(floor_ratios)
     scaling = context_scaling(rows)
     if scaling:
         print(f"context scaling: {scaling}")
@@ -682,7 +694,8 @@ def main() -> None:
         "settings": {
             "gunicorn_workers": int(env["WEB_CONCURRENCY"]),
             "seconds_per_measurement": args.seconds,
-            "create_floor_rounds": args.rounds,
+            "floor_rounds": args.rounds,
+            "gunicorn_cmd_args": env.get("GUNICORN_CMD_ARGS"),
             "load_generator": load_tool,
             "database": "postgresql",
             "rate_limit_backend": "redis",
@@ -690,7 +703,7 @@ def main() -> None:
         },
         "preload": load_info,
         "results": rows,
-        "floor_ratio": ratio,
+        "floor_ratios": floor_ratios,
         "context_scaling": scaling,
         "write_ratios": writes,
         "seconds": round(time.monotonic() - started, 1),

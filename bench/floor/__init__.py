@@ -1,3 +1,3 @@
-"""The benchmark's floor: the least a Django+DRF endpoint can do for an authenticated,
-encrypted memory INSERT. bench/run.py serves it next to the real service and reports the
-service's create throughput as a share of this one's."""
+"""The benchmark's floor: the least a Django+DRF endpoint can do for the service's create
+and list (bench/floor/views.py). bench/run.py serves it from the same gunicorn as the
+service and reports the service's throughput and CPU per request as a share of this one's."""

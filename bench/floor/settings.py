@@ -1,4 +1,5 @@
-"""The service's settings with one change: the floor's URLconf (the real one is kept)."""
+"""The service's settings with one change: a URLconf that adds the floor's URL in front of
+the service's own, so one server answers both."""
 
 from memoryproject.settings import *  # noqa: F403
 

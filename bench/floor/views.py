@@ -1,6 +1,12 @@
-"""POST /floor/memory: bearer key -> one indexed ApiKey lookup by hash, Fernet-encrypt the
-content, INSERT one memories_memory row. No validation beyond presence, no rate limit, no
-term index, no full serializer: the floor the real create endpoint is measured against."""
+"""The benchmark's floor: the least a Django+DRF endpoint does for the same work as the
+service's create and list, written as one normally would (ORM lookups, model fields that
+encrypt and decrypt themselves, no validation beyond presence, no rate limit, no term
+index).
+
+POST /floor/memory: bearer key -> one indexed ApiKey lookup by hash, Fernet-encrypt the
+content, INSERT one memories_memory row, return its id and created_at.
+GET /floor/memory?user_id=U&limit=20: the same key lookup, one indexed SELECT of the user's
+newest live rows (the model's fields decrypt them), the contract's JSON for each."""
 
 import uuid
 
@@ -12,6 +18,7 @@ from rest_framework.views import APIView
 
 from apikeys.models import ApiKey, hash_key
 from memories.models import Memory
+from memories.serializers import memory_payload
 
 
 class FloorKeyAuthentication(authentication.BaseAuthentication):
@@ -26,7 +33,7 @@ class FloorKeyAuthentication(authentication.BaseAuthentication):
         return "Bearer"
 
 
-class FloorCreateView(APIView):
+class FloorMemoryView(APIView):
     authentication_classes = [FloorKeyAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = []
@@ -48,3 +55,15 @@ class FloorCreateView(APIView):
         )
         memory.save(force_insert=True)
         return Response({"id": str(memory.id), "created_at": now.isoformat()})
+
+    def get(self, request):
+        user_id = request.query_params.get("user_id")
+        if not user_id:
+            raise exceptions.ValidationError({"detail": "user_id is required"})
+        limit = min(int(request.query_params.get("limit") or 20), 100)
+        rows = (
+            Memory.objects.live()  # the memory_owner_user_newest index
+            .filter(owner_id=request.auth.owner_id, user_id=user_id)
+            .order_by("-created_at", "-id")[:limit]
+        )
+        return Response([memory_payload(memory) for memory in rows])
