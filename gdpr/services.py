@@ -16,6 +16,8 @@ from memories.models import (
     MemoryEmbedding,
     MemoryTerm,
     MemoryVersion,
+    expired_q,
+    live_q,
 )
 from memories.serializers import iso_datetime, memory_payload, version_payload
 from replicas.services import fetch_rows
@@ -64,12 +66,11 @@ def export_user(*, owner_id: str, user_id: str, actor: str) -> Iterator[str]:
     streams, so memory stays bounded whatever the user's size."""
     now = timezone.now()
     rows = Memory.objects.filter(owner_id=owner_id, user_id=user_id)
-    expired = Q(is_deleted=False, expires_at__isnull=False, expires_at__lte=now)
     counts = rows.aggregate(
         memories=Count("pk"),
-        live=Count("pk", filter=Q(is_deleted=False) & ~expired),
+        live=Count("pk", filter=live_q(now)),
         deleted=Count("pk", filter=Q(is_deleted=True)),
-        expired=Count("pk", filter=expired),
+        expired=Count("pk", filter=Q(is_deleted=False) & expired_q(now)),
     )
     counts["memory_embeddings"] = MemoryEmbedding.objects.filter(
         owner_id=owner_id, user_id=user_id

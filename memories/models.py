@@ -5,7 +5,9 @@ from datetime import datetime, timedelta
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+from django.db.models.sql import Query
 from django.utils import timezone
 
 from memories import vectors
@@ -108,6 +110,62 @@ class EncryptedVectorField(models.TextField):
         return value
 
 
+# "Live" is defined once, as the Q objects below. Raw SQL gets the same conditions
+# compiled from them by Django (live_sql, unexpired_sql), and a test checks that the ORM,
+# the SQL and Memory.is_expired pick the same rows.
+
+
+def unexpired_q(at) -> Q:
+    """Not expired at `at`: no expiry, or one still ahead (expiring exactly at `at` is
+    expired)."""
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+
+
+def live_q(at) -> Q:
+    """A live memory: not soft-deleted and not expired at `at`."""
+    return Q(is_deleted=False) & unexpired_q(at)
+
+
+def expired_q(at) -> Q:
+    """Expired at `at`, soft-deleted or not: the complement of unexpired_q."""
+    return ~unexpired_q(at)
+
+
+_condition_sql_cache: dict[tuple, str] = {}
+
+
+def _condition_sql(model, condition, alias: str, at: str, connection) -> str:
+    """condition(at) compiled by Django for model's table under alias, with the text `at`
+    (a placeholder) where the time goes. Built once per process and shape."""
+    key = (model, condition, alias, at, connection.vendor)
+    sql = _condition_sql_cache.get(key)
+    if sql is None:
+        # `at` is a placeholder written in our code, never a value from a request.
+        placeholder = RawSQL(at, [], output_field=models.DateTimeField())  # noqa: S611
+        query = Query(model)
+        where = query.build_where(condition(placeholder))
+        where = where.relabeled_clone({model._meta.db_table: alias})
+        sql, params = where.as_sql(query.get_compiler(connection=connection), connection)
+        if params:  # the rule has no value but the time
+            raise ValueError(f"condition has parameters: {params}")
+        _condition_sql_cache[key] = sql
+    return sql
+
+
+def live_sql(alias: str, connection, *, at: str = "%(now)s") -> str:
+    """live_q as a raw SQL condition on the memories table under `alias`. `at` is the
+    placeholder the statement binds to the time: named by default, "%s" for positional
+    parameters."""
+    return _condition_sql(Memory, live_q, alias, at, connection)
+
+
+def unexpired_sql(alias: str, connection, *, at: str = "%(now)s") -> str:
+    """unexpired_q as raw SQL on the index table (MemoryTerm) under `alias`: index rows
+    exist only for memories that are not soft-deleted and carry their expiry, so for
+    them this is the whole live rule."""
+    return _condition_sql(MemoryTerm, unexpired_q, alias, at, connection)
+
+
 class MemoryQuerySet(models.QuerySet):
     def for_owner(self, owner_id: str):
         return self.filter(owner_id=owner_id)
@@ -127,11 +185,8 @@ class MemoryQuerySet(models.QuerySet):
             last = batch[-1]
 
     def live(self, at: datetime | None = None):
-        """Neither soft-deleted nor expired."""
-        at = at or timezone.now()
-        return self.filter(is_deleted=False).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=at)
-        )
+        """Neither soft-deleted nor expired (live_q)."""
+        return self.filter(live_q(at or timezone.now()))
 
 
 class Memory(models.Model):
@@ -297,6 +352,7 @@ class Memory(models.Model):
         }
 
     def is_expired(self, at: datetime | None = None) -> bool:
+        """expired_q for one loaded row."""
         return self.expires_at is not None and self.expires_at <= (at or timezone.now())
 
     def searchable_text(self) -> str:

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from memories import embeddings, services, text
-from memories.models import DEFAULT_IMPORTANCE, Memory, MemoryTerm
+from memories.models import DEFAULT_IMPORTANCE, Memory, MemoryTerm, live_sql, unexpired_sql
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +80,11 @@ def _as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _live_filter_sql(alias: str, types, min_importance) -> tuple[str, list]:
-    """WHERE conditions for one owner's user's live memories, on table alias."""
+def _live_filter_sql(alias: str, types, min_importance, connection) -> tuple[str, list]:
+    """WHERE conditions for one owner's user's live memories, on table alias; the owner,
+    user and time come first in the parameters, then the returned filter values."""
     sql = (
-        f"{alias}.owner_id = %s AND {alias}.user_id = %s AND {alias}.is_deleted = %s"
-        f" AND ({alias}.expires_at IS NULL OR {alias}.expires_at > %s)"
+        f"{alias}.owner_id = %s AND {alias}.user_id = %s AND {live_sql(alias, connection, at='%s')}"
     )
     params: list = []
     if types:
@@ -119,16 +119,17 @@ def _lexical_candidates(
     row of the user, from a covering index."""
     memory_table, term_table = Memory._meta.db_table, MemoryTerm._meta.db_table
     connection = connections[router.db_for_read(MemoryTerm)]  # a replica, when routed
-    live_sql, filter_params = _live_filter_sql("m", types, min_importance)
+    live_filter, filter_params = _live_filter_sql("m", types, min_importance, connection)
+    term_unexpired = unexpired_sql("t", connection, at="%s")
     now_value = connection.ops.adapt_datetimefield_value(now)
-    scope = [owner_id, user_id, False, now_value]
+    scope = [owner_id, user_id, now_value]
     live_params = scope + filter_params
     # Index rows exist only for memories that are not soft-deleted, and carry their
     # expiry; the memories table is joined only for the optional filters.
     filter_join, filter_sql = "", ""
     if filter_params:
         filter_join = f"JOIN {memory_table} m ON m.id = t.memory_id"
-        filter_sql = " AND " + live_sql
+        filter_sql = " AND " + live_filter
     values = ", ".join(["(%s, %s, %s)"] * len(weights))
     cached = _corpus_cache.get((owner_id, user_id))
     if cached is not None and cached[2] > time.monotonic():
@@ -142,8 +143,7 @@ def _lexical_candidates(
         SELECT CAST(COUNT(*) AS DOUBLE PRECISION) AS n,
                CAST(COALESCE(NULLIF(AVG(c.term_count), 0), 1) AS DOUBLE PRECISION) AS avgdl
         FROM {memory_table} c
-        WHERE c.owner_id = %s AND c.user_id = %s AND c.is_deleted = %s
-          AND (c.expires_at IS NULL OR c.expires_at > %s)"""
+        WHERE c.owner_id = %s AND c.user_id = %s AND {live_sql("c", connection, at="%s")}"""
         corpus_params = scope
     # Per query stem (numbered, never sent in the clear): document frequency over all its
     # hashes (one per key during a rotation), and idf.
@@ -163,7 +163,7 @@ def _lexical_candidates(
         FROM {term_table} t
         {filter_join}
         WHERE t.term IN (SELECT term FROM q) AND t.owner_id = %s AND t.user_id = %s
-          AND (t.expires_at IS NULL OR t.expires_at > %s){filter_sql}
+          AND {term_unexpired}{filter_sql}
     ),
     df AS (SELECT term, COUNT(*) AS df FROM hits GROUP BY term),
     stems AS (
@@ -188,11 +188,11 @@ def _lexical_candidates(
     ),
     feedback AS (SELECT memory_id FROM bm25 ORDER BY score DESC, memory_id LIMIT %s),
     important AS (
-        SELECT m.id FROM {memory_table} m WHERE {live_sql}
+        SELECT m.id FROM {memory_table} m WHERE {live_filter}
         ORDER BY COALESCE(m.importance, {DEFAULT_IMPORTANCE}) DESC, m.created_at DESC LIMIT %s
     ),
     recent AS (
-        SELECT m.id FROM {memory_table} m WHERE {live_sql}
+        SELECT m.id FROM {memory_table} m WHERE {live_filter}
         ORDER BY m.created_at DESC LIMIT %s
     ),
     candidates AS (
@@ -207,7 +207,7 @@ def _lexical_candidates(
     LEFT JOIN bm25 b ON b.memory_id = x.id
     LEFT JOIN feedback f ON f.memory_id = x.id
     CROSS JOIN corpus c CROSS JOIN perfect p CROSS JOIN term_weights w
-    WHERE {live_sql}
+    WHERE {live_filter}
     """
     pool = max(limit, FALLBACK_POOL)
     params: list = [p for term, row in weights.items() for p in (term, *row)]
@@ -262,13 +262,14 @@ def _feedback_round(
     more than FEEDBACK_MAX_DF memories is dropped after reading that many of its rows."""
     memory_table, term_table = Memory._meta.db_table, MemoryTerm._meta.db_table
     connection = connections[router.db_for_read(MemoryTerm)]  # a replica, when routed
-    live_sql, filter_params = _live_filter_sql("m", types, min_importance)
+    live_filter, filter_params = _live_filter_sql("m", types, min_importance, connection)
+    term_unexpired = unexpired_sql("t", connection, at="%s")
     now_value = connection.ops.adapt_datetimefield_value(now)
-    live_params = [owner_id, user_id, False, now_value, *filter_params]
+    live_params = [owner_id, user_id, now_value, *filter_params]
     filter_join, filter_sql = "", ""
     if filter_params:
         filter_join = f"JOIN {memory_table} m ON m.id = t.memory_id"
-        filter_sql = " AND " + live_sql
+        filter_sql = " AND " + live_filter
     values = ", ".join(["(%s, %s, %s)"] * len(expansion))
     idf = "LN(1 + (c.n - s.df + 0.5) / (s.df + 0.5))"
     norm = f"h.tf * {K1 + 1} / (h.tf + {K1} * ({1 - B} + {B} * h.doc_length / c.avgdl))"
@@ -284,7 +285,7 @@ def _feedback_round(
             FROM {term_table} t
             {filter_join}
             WHERE t.term = q.term AND t.owner_id = %s AND t.user_id = %s
-              AND (t.expires_at IS NULL OR t.expires_at > %s){filter_sql}
+              AND {term_unexpired}{filter_sql}
             LIMIT {FEEDBACK_MAX_DF + 1}
         ) t
     ),
@@ -321,7 +322,7 @@ def _feedback_round(
     JOIN {memory_table} m ON m.id = e.memory_id
     LEFT JOIN own o ON o.memory_id = e.memory_id
     WHERE (e.memory_id = ANY(%s::uuid[]) OR e.memory_id IN (SELECT memory_id FROM fresh))
-      AND {live_sql}
+      AND {live_filter}
     """
     params: list = [p for term, row in expansion.items() for p in (term, *row)]
     params += [*first.corpus, owner_id, user_id, now_value, *(live_params if filter_params else [])]

@@ -25,6 +25,7 @@ from memories.models import (
     MemoryTerm,
     MemoryType,
     MemoryVersion,
+    expired_q,
 )
 from memories.serializers import MetadataField
 
@@ -553,10 +554,7 @@ def merged_metadata(current: dict, extra: dict) -> dict:
 def memory_stats(*, owner_id: str, user_id: str) -> dict:
     """Counts for one user: live total, soft-deleted, expired; breakdowns of the live ones.
     One grouped scan of the user's rows (a covering index); Python adds up the groups."""
-    now = timezone.now()
-    expired = ExpressionWrapper(
-        Q(expires_at__isnull=False, expires_at__lte=now), output_field=BooleanField()
-    )
+    expired = ExpressionWrapper(expired_q(timezone.now()), output_field=BooleanField())
     groups = (
         Memory.objects.filter(owner_id=owner_id, user_id=user_id)
         .annotate(expired=expired)

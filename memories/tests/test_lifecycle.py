@@ -4,10 +4,11 @@ life: live, expired, soft-deleted."""
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from memories import services
-from memories.models import Memory
+from memories.models import Memory, MemoryTerm, expired_q, live_sql, unexpired_sql
 from memories.tests.factories import make_memory
 
 URL = "/api/v1/memory"
@@ -247,3 +248,59 @@ def test_stats_need_a_valid_user_id(client, query):
     response = client.get(f"{URL}/stats{query}")
     assert response.status_code == 400
     assert "user_id" in response.json()["errors"]
+
+
+# --- one definition of "live" ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("placeholder", ["%(now)s", "%s"])
+def test_orm_raw_sql_and_python_agree_on_what_is_live(db, hours_ago, placeholder):
+    """live_q (the ORM), live_sql and unexpired_sql (raw SQL, also on the index rows) and
+    Memory.is_expired (Python) pick the same memories, including the one expiring exactly
+    at the moment asked about."""
+    at = hours_ago(0)
+    rows = {
+        "no expiry": make_memory("acme", content="alpha tea"),
+        "expires later": make_memory("acme", content="bravo tea", ttl_seconds=7200, now=at),
+        "expired": make_memory("acme", content="charlie tea", ttl_seconds=60, now=hours_ago(1)),
+        "expires exactly now": make_memory(
+            "acme", content="delta tea", ttl_seconds=3600, now=hours_ago(1)
+        ),
+        "deleted": make_memory("acme", content="echo tea"),
+        "deleted, expires later": make_memory(
+            "acme", content="foxtrot tea", ttl_seconds=7200, now=at
+        ),
+    }
+    assert rows["expires exactly now"].expires_at == at
+    for name in ("deleted", "deleted, expires later"):
+        services.soft_delete_memory(memory=rows[name])
+    names = {memory.id: name for name, memory in rows.items()}
+    expected_live = {"no expiry", "expires later"}
+    expected_expired = {"expired", "expires exactly now"}
+
+    stored = list(Memory.objects.all())
+    python_live = {names[m.id] for m in stored if not m.is_deleted and not m.is_expired(at)}
+    python_expired = {names[m.id] for m in stored if m.is_expired(at)}
+    orm_live = {names[pk] for pk in Memory.objects.live(at).values_list("pk", flat=True)}
+    orm_expired = {
+        names[pk] for pk in Memory.objects.filter(expired_q(at)).values_list("pk", flat=True)
+    }
+
+    connection = connections["default"]
+    at_param = {"now": at} if placeholder == "%(now)s" else [at]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.id FROM {Memory._meta.db_table} m "
+            f"WHERE {live_sql('m', connection, at=placeholder)}",
+            at_param,
+        )
+        sql_live = {names[row[0]] for row in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT DISTINCT t.memory_id FROM {MemoryTerm._meta.db_table} t "
+            f"WHERE {unexpired_sql('t', connection, at=placeholder)}",
+            at_param,
+        )
+        index_live = {names[row[0]] for row in cursor.fetchall()}
+
+    assert python_live == orm_live == sql_live == index_live == expected_live
+    assert python_expired == orm_expired == expected_expired
