@@ -45,9 +45,13 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != "bearer" or not token or len(token) > 512:
             token = ""
         api_key = find_key(hash_key(token))
-        if api_key is None and token and settings.API_KEY:
-            if hmac.compare_digest(token.encode(), settings.API_KEY.encode()):
-                api_key = ensure_bootstrap_key(plaintext=token, owner_id=settings.API_KEY_OWNER_ID)
+        if (
+            api_key is None
+            and token
+            and settings.API_KEY
+            and hmac.compare_digest(token.encode(), settings.API_KEY.encode())
+        ):
+            api_key = ensure_bootstrap_key(plaintext=token, owner_id=settings.API_KEY_OWNER_ID)
         if api_key is None or api_key.is_revoked or not token or self._retired(api_key, token):
             wait = lockout.record_failure(request)
             if wait is not None:

@@ -167,7 +167,7 @@ def _take_sql(vendor: str) -> str:
     )
     # A new key starts full: the inserted row already has its first token taken.
     return (
-        f"INSERT INTO {table} (key_id, tokens, updated_at, allowed) "
+        f"INSERT INTO {table} (key_id, tokens, updated_at, allowed) "  # noqa: S608 - table and clock from constants, values as named placeholders
         f"VALUES (%(key)s, %(cap)s - 1, {_SQL_NOW[vendor]}, TRUE) "
         f"ON CONFLICT (key_id) DO UPDATE SET "
         f"tokens = CASE WHEN {refilled} >= 1 THEN {refilled} - 1 ELSE {refilled} END, "

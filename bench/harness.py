@@ -4,6 +4,7 @@ server tests both do: manage.py calls, a throw-away database, private PostgreSQL
 processes, and a fallback load generator for when wrk is missing. Standard library only
 (psycopg where a database is queried)."""
 
+import contextlib
 import http.client
 import json
 import math
@@ -256,10 +257,8 @@ class PrivatePostgres:
         return (self.root / "log").read_text(errors="replace")
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -302,7 +301,7 @@ class Pgbouncer:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"pgbouncer did not start: {self.log()[-2000:]}")
+                    raise RuntimeError(f"pgbouncer did not start: {self.log()[-2000:]}") from None
                 time.sleep(0.1)
 
     def url(self, database: str) -> str:

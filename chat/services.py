@@ -187,7 +187,7 @@ def _memory_block(memories: list[Memory]) -> str:
         content = " ".join(memory.content.split())
         # A memory must not be able to close the block and speak as the system.
         for tag in (MEMORY_BLOCK_OPEN, MEMORY_BLOCK_CLOSE):
-            content = content.replace(tag, tag.replace("<", "‹").replace(">", "›"))
+            content = content.replace(tag, tag.replace("<", "‹").replace(">", "›"))  # noqa: RUF001
         lines.append(f"- ({memory.type}) {content}")
     return "\n".join([MEMORY_BLOCK_OPEN, *(lines or ["(none)"]), MEMORY_BLOCK_CLOSE])
 

@@ -9,6 +9,7 @@ eval/requirements-eval.txt.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -86,10 +87,8 @@ def main(argv=None) -> int:
     model = load_model(args.threads)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(model))
     print(f"embeddings on http://127.0.0.1:{args.port}/v1 ({MODEL_NAME})", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

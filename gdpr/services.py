@@ -138,7 +138,7 @@ def _lock_memories(*, owner_id: str, user_id: str) -> None:
     table = connection.ops.quote_name(Memory._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} "
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} "  # noqa: S608 - table name from the model, values as placeholders
             # In primary-key order, as a batch delete locks: two transactions that lock
             # the same rows in the same order cannot deadlock.
             "WHERE owner_id = %s AND user_id = %s ORDER BY id FOR UPDATE) AS locked",

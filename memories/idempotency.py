@@ -100,7 +100,7 @@ def _lock(*, owner_id: str, key: str) -> None:
                 raise StillInProgress()
         else:
             table = db.ops.quote_name(IdempotentRequest._meta.db_table)
-            cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")  # the write lock
+            cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")  # the write lock  # noqa: S608 - table name from the model
 
 
 # Both statements run on every request with a key: written once here, not built by the ORM
@@ -109,7 +109,7 @@ def _lock(*, owner_id: str, key: str) -> None:
 def _lookup_sql(alias: str) -> str:
     quote = connections[alias].ops.quote_name
     return (
-        f"SELECT id, request_hash, response_status, response_body, expires_at > %s "
+        f"SELECT id, request_hash, response_status, response_body, expires_at > %s "  # noqa: S608 - names from the model, values as placeholders
         f"FROM {quote(IdempotentRequest._meta.db_table)} "
         f"WHERE owner_id = %s AND {quote('key')} = %s"
     )
@@ -122,7 +122,7 @@ def _keep_sql(alias: str) -> str:
     columns += ("created_at", "expires_at")
     replaced = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns[2:])
     return (
-        f"INSERT INTO {quote(IdempotentRequest._meta.db_table)} "
+        f"INSERT INTO {quote(IdempotentRequest._meta.db_table)} "  # noqa: S608 - names from the model, values as placeholders
         f"({', '.join(quote(c) for c in columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT (owner_id, {quote('key')}) DO UPDATE SET {replaced} RETURNING id"
     )
@@ -174,7 +174,7 @@ def _keep(
             table = db.ops.quote_name(IdempotentRequestUser._meta.db_table)
             values = ", ".join(["(%s, %s, %s)"] * len(users))
             cursor.execute(
-                f"INSERT INTO {table} (request_id, owner_id, user_id) VALUES {values}",
+                f"INSERT INTO {table} (request_id, owner_id, user_id) VALUES {values}",  # noqa: S608 - table name from the model, values as placeholders
                 [value for user_id in users for value in (row_id, owner_id, user_id)],
             )
 

@@ -143,7 +143,7 @@ def _lexical_candidates(
         SELECT CAST(COUNT(*) AS DOUBLE PRECISION) AS n,
                CAST(COALESCE(NULLIF(AVG(c.term_count), 0), 1) AS DOUBLE PRECISION) AS avgdl
         FROM {memory_table} c
-        WHERE c.owner_id = %s AND c.user_id = %s AND {live_sql("c", connection, at="%s")}"""
+        WHERE c.owner_id = %s AND c.user_id = %s AND {live_sql("c", connection, at="%s")}"""  # noqa: S608 - names from the models, values as placeholders
         corpus_params = scope
     # Per query stem (numbered, never sent in the clear): document frequency over all its
     # hashes (one per key during a rotation), and idf.
@@ -208,7 +208,7 @@ def _lexical_candidates(
     LEFT JOIN feedback f ON f.memory_id = x.id
     CROSS JOIN corpus c CROSS JOIN perfect p CROSS JOIN term_weights w
     WHERE {live_filter}
-    """
+    """  # noqa: S608 - names and BM25 constants, values as placeholders
     pool = max(limit, FALLBACK_POOL)
     params: list = [p for term, row in weights.items() for p in (term, *row)]
     params += corpus_params
@@ -323,7 +323,7 @@ def _feedback_round(
     LEFT JOIN own o ON o.memory_id = e.memory_id
     WHERE (e.memory_id = ANY(%s::uuid[]) OR e.memory_id IN (SELECT memory_id FROM fresh))
       AND {live_filter}
-    """
+    """  # noqa: S608 - names and BM25 constants, values as placeholders
     params: list = [p for term, row in expansion.items() for p in (term, *row)]
     params += [*first.corpus, owner_id, user_id, now_value, *(live_params if filter_params else [])]
     params += [known, pool_size, first.terms, first.weights, known, *live_params]

@@ -132,7 +132,7 @@ def _insert_values_sql(model, alias: str, rows: int) -> str:
     fields = _insert_fields(model)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     return (
-        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608 - names from the model, values as placeholders
         f"({', '.join(quote(field.column) for field in fields)}) VALUES {', '.join([row] * rows)}"
     )
 
@@ -308,7 +308,7 @@ def _next_version_sql(alias: str) -> str:
         "COALESCE(MAX(version), 0) + 1" if field.name == "version" else "%s" for field in fields
     )
     return (
-        f"INSERT INTO {table} ({columns}) SELECT {values} FROM {table} "
+        f"INSERT INTO {table} ({columns}) SELECT {values} FROM {table} "  # noqa: S608 - names from the model, values as placeholders
         f"WHERE memory_id = %s RETURNING version"
     )
 
@@ -468,7 +468,7 @@ def _lock_upsert(*, owner_id: str, user_id: str, key: str) -> None:
             # SQLite has one writer at a time: take the write lock now, before reading,
             # so that the read below and the write after it cannot interleave with another.
             table = db.ops.quote_name(Memory._meta.db_table)
-            cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")
+            cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")  # noqa: S608 - table name from the model
 
 
 def _same(name: str, current, given) -> bool:

@@ -17,6 +17,7 @@
   go to the primary: a replica never turns a read into an error while the primary answers.
 """
 
+import contextlib
 import logging
 import random
 import threading
@@ -63,12 +64,12 @@ _POSITION_NOW = (
 )
 _CURRENT_SQL = f"SELECT {_POSITION_NOW}"
 _RECORD_SQL = (
-    f"INSERT INTO {WritePosition._meta.db_table} (owner_id, lsn) "
+    f"INSERT INTO {WritePosition._meta.db_table} (owner_id, lsn) "  # noqa: S608 - table name from the model, values as placeholders
     f"VALUES (%s, {_POSITION_NOW}) "
     f"ON CONFLICT (owner_id) DO UPDATE SET lsn = GREATEST({WritePosition._meta.db_table}.lsn, "
     "excluded.lsn)"
 )
-_POSITION_SQL = f"SELECT lsn FROM {WritePosition._meta.db_table} WHERE owner_id = %s"
+_POSITION_SQL = f"SELECT lsn FROM {WritePosition._meta.db_table} WHERE owner_id = %s"  # noqa: S608 - table name from the model, values as placeholders
 # KEYS[1] the owner's position; ARGV[1] the new one as 16 hex digits (fixed width, so text
 # order is numeric order), ARGV[2] its lifetime in seconds. Keeps the larger.
 _LUA_RECORD = """
@@ -119,10 +120,8 @@ def _check(alias: str, caught_up_at: float) -> ReplicaState:
             in_recovery, replay_lsn, receiving, replayed_all, since_commit = cursor.fetchone()
     except (DatabaseError, InterfaceError) as exc:
         _warn(alias, "replica %s unavailable, reading from the primary: %s", alias, exc)
-        try:
+        with contextlib.suppress(DatabaseError, InterfaceError):
             connection.close()
-        except (DatabaseError, InterfaceError):
-            pass
         return ReplicaState(alias, DOWN, checked_at=now, retry_at=now + RETRY_SECONDS)
     if replayed_all:
         lag, caught_up_at = 0.0, now
@@ -171,10 +170,8 @@ def note_replica_failure(*, alias: str, error: BaseException) -> None:
     now = time.monotonic()
     with _lock:
         _states[alias] = ReplicaState(alias, DOWN, checked_at=now, retry_at=now + RETRY_SECONDS)
-    try:
+    with contextlib.suppress(DatabaseError, InterfaceError):
         connections[alias].close()
-    except (DatabaseError, InterfaceError):
-        pass
 
 
 def _redis_client():

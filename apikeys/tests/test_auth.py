@@ -122,7 +122,8 @@ def test_bootstrap_key_stops_working_when_api_key_changes_and_is_not_shown(setti
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {settings.API_KEY}")
     assert client.get(URL).status_code == 200
     stored = ApiKey.objects.get(owner_id=settings.API_KEY_OWNER_ID)
-    assert "first_secret" not in stored.prefix and stored.prefix.startswith("env:")
+    assert "first_secret" not in stored.prefix
+    assert stored.prefix.startswith("env:")
     settings.API_KEY = "a-new-secret-value"
     _assert_auth_failure(client.get(URL))
 

@@ -232,7 +232,8 @@ def test_server_without_response_format_falls_back(client, fake_openai):
     assert response.status_code == 200
     assert [c["content"] for c in response.json()["candidates"]] == ["Has two cats"]
     first, second = fake_openai.chat_requests()
-    assert "response_format" in first and "response_format" not in second
+    assert "response_format" in first
+    assert "response_format" not in second
 
 
 def test_upstream_500_is_502_after_bounded_retries(client, fake_openai):
@@ -261,7 +262,7 @@ def test_slow_server_is_504_without_retry(client, fake_openai, settings):
 
 
 @pytest.mark.parametrize(
-    "path, body",
+    ("path", "body"),
     [
         ("/api/v1/chat", {"user_id": "u1", "message": "hi"}),
         ("/api/v1/memory/extract", {"user_id": "u1", "text": "hi"}),
@@ -353,14 +354,16 @@ def test_streamed_chat_sends_deltas_then_the_full_answer(client, fake_openai):
     assert response.status_code == 200
     events = read_events(response)
     deltas = [data["content"] for name, data in events if name == "delta"]
-    assert "".join(deltas) == "Try the mushroom risotto." and len(deltas) == 4
+    assert "".join(deltas) == "Try the mushroom risotto."
+    assert len(deltas) == 4
     name, done = events[-1]
     assert name == "done"
     assert done["response"] == "Try the mushroom risotto."
     assert done["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
     assert [m["content"] for m in done["memories_used"]] == ["Is vegetarian"]
     sent = fake_openai.chat_requests()[0]
-    assert sent["stream"] is True and "<user_memories>" in sent["messages"][0]["content"]
+    assert sent["stream"] is True
+    assert "<user_memories>" in sent["messages"][0]["content"]
 
 
 def test_stream_that_breaks_off_ends_with_an_error_event(client, fake_openai):
@@ -379,7 +382,8 @@ def test_stream_failing_before_the_first_delta_is_a_plain_json_error(client, fak
         "/api/v1/chat", {"user_id": "u1", "message": "hi", "stream": True}, format="json"
     )
     assert response.status_code == 502
-    assert "401" in response.json()["detail"] and "invalid api key" in response.json()["detail"]
+    assert "401" in response.json()["detail"]
+    assert "invalid api key" in response.json()["detail"]
 
 
 def test_streamed_chat_with_extract_saves_after_the_answer(client, fake_openai):
@@ -411,7 +415,8 @@ def test_stream_request_accepting_only_event_streams_is_served(client, fake_open
         "/api/v1/chat", {"user_id": "u1", "stream": True}, format="json",
         HTTP_ACCEPT="text/event-stream",
     )  # fmt: skip
-    assert bad.status_code == 400 and bad["Content-Type"] == "application/json"
+    assert bad.status_code == 400
+    assert bad["Content-Type"] == "application/json"
 
 
 def test_extraction_keeps_the_language_of_the_conversation(client, fake_openai):

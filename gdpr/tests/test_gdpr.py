@@ -46,7 +46,8 @@ def user_data():
 
 def test_export_holds_every_state_and_field_decrypted(client, user_data):
     body = export(client)
-    assert body["owner_id"] == "acme" and body["user_id"] == "u1"
+    assert body["owner_id"] == "acme"
+    assert body["user_id"] == "u1"
     assert body["counts"] == {
         "memories": 3,
         "live": 1,
@@ -88,7 +89,8 @@ def test_export_holds_every_state_and_field_decrypted(client, user_data):
 
 def test_export_of_unknown_user_is_empty_not_404(client, user_data):
     body = export(client, "nobody")
-    assert body["memories"] == [] and body["counts"]["memories"] == 0
+    assert body["memories"] == []
+    assert body["counts"]["memories"] == 0
 
 
 def user_scoped_models():
@@ -125,7 +127,8 @@ def test_erasure_removes_every_user_row_and_nothing_else(client, user_data):
     assert body["deleted"]["memories"] == 4
     assert body["deleted"]["idempotent_responses"] == 1
     assert body["deleted"]["memory_versions"] == 5
-    assert body["deleted"]["memory_terms"] > 0 and body["deleted"]["memory_embeddings"] == 1
+    assert body["deleted"]["memory_terms"] > 0
+    assert body["deleted"]["memory_embeddings"] == 1
     assert body["total"] == sum(body["deleted"].values())
     for model in models:
         assert not model.objects.filter(owner_id="acme", user_id="u1").exists(), model
@@ -141,7 +144,7 @@ def test_erased_identity_is_nowhere_in_the_database(client, user_data):
     client.delete(f"/api/v1/gdpr/delete?user_id={marker_user}")
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names():
-            cursor.execute(f'SELECT * FROM "{table}"')
+            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names from introspection
             for row in cursor.fetchall():
                 assert marker_user not in repr(row), table
 
@@ -173,7 +176,8 @@ def test_audit_events_for_export_and_erasure_hold_no_content_or_clear_user_id(
         assert event.actor == str(api_key.api_key.id)
         assert event.target == hash_identifier("u1")
         dumped = json.dumps(event.details)
-        assert "tea" not in dumped and "u1" not in dumped
+        assert "tea" not in dumped
+        assert "u1" not in dumped
     erase = next(e for e in events if e.event == "gdpr_erase")
     assert erase.details["counts"]["memories"] == 3
 

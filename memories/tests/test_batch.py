@@ -89,7 +89,8 @@ def test_bad_batch_shape_is_a_400_on_memories(client, body):
 
     assert response.status_code == 400
     errors = response.json()["errors"]
-    assert set(errors) <= {"memories", "non_field_errors"} and errors
+    assert set(errors) <= {"memories", "non_field_errors"}
+    assert errors
     assert not Memory.objects.exists()
 
 

@@ -34,14 +34,14 @@ def test_a_good_row_is_stored():
     assert Memory.objects.count() == 2
 
 
-@pytest.mark.parametrize("fields, constraint", BAD_FIELDS)
+@pytest.mark.parametrize(("fields", "constraint"), BAD_FIELDS)
 def test_create_violating_a_constraint_is_an_integrity_error(fields, constraint):
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
         Memory.objects.create(**{**GOOD, **fields})
     assert not Memory.objects.exists()
 
 
-@pytest.mark.parametrize("fields, constraint", BAD_FIELDS)
+@pytest.mark.parametrize(("fields", "constraint"), BAD_FIELDS)
 def test_bulk_create_violating_a_constraint_stores_none_of_the_batch(fields, constraint):
     # bulk_create skips save(), so the measured columns are set here the way save() does.
     rows = [Memory(**data) for data in (GOOD, {**GOOD, **fields})]
@@ -56,8 +56,8 @@ def test_update_violating_a_constraint_leaves_the_row_unchanged():
     memory = Memory.objects.create(**GOOD, importance=3)
     with pytest.raises(IntegrityError, match="memory_importance_range"), transaction.atomic():
         Memory.objects.filter(pk=memory.pk).update(importance=9)
+    memory.confidence = 2.0
     with pytest.raises(IntegrityError, match="memory_confidence_range"), transaction.atomic():
-        memory.confidence = 2.0
         memory.save(update_fields=["confidence"])
     stored = Memory.objects.get(pk=memory.pk)
     assert (stored.importance, stored.confidence) == (3, 1.0)

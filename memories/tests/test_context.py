@@ -116,7 +116,8 @@ def test_same_words_hash_differently_per_owner_and_user(client):
     hashes = [
         set(MemoryTerm.objects.filter(memory=m).values_list("term", flat=True)) for m in (a, b, c)
     ]
-    assert hashes[0].isdisjoint(hashes[1]) and hashes[0].isdisjoint(hashes[2])
+    assert hashes[0].isdisjoint(hashes[1])
+    assert hashes[0].isdisjoint(hashes[2])
 
 
 def test_filters_limit_and_summary_budget(client):

@@ -29,7 +29,7 @@ def context(client, query):
 def stored_token(memory_id) -> str:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT vector FROM {MemoryEmbedding._meta.db_table} WHERE memory_id = %s",
+            f"SELECT vector FROM {MemoryEmbedding._meta.db_table} WHERE memory_id = %s",  # noqa: S608 - table name from the model
             [memory_id.hex if connection.vendor == "sqlite" else memory_id],
         )
         return cursor.fetchone()[0]
@@ -60,7 +60,7 @@ def test_vectors_stored_as_json_stay_readable_and_the_backfill_rewrites_them(
     MemoryEmbedding.objects.filter(pk=memory.pk).update(model="fake-embed")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {MemoryEmbedding._meta.db_table} SET vector = %s", [legacy]
+            f"UPDATE {MemoryEmbedding._meta.db_table} SET vector = %s", [legacy]  # noqa: S608 - table name from the model
         )  # fmt: skip
 
     assert MemoryEmbedding.objects.get(pk=memory.pk).vector.tolist() == pytest.approx([0.6, 0.8])

@@ -122,7 +122,7 @@ def test_history_is_encrypted_at_rest(client):
     client.patch(f"{URL}/{memory.pk}", {"content": f"Had a {marker}"}, format="json")
     table = connection.ops.quote_name(MemoryVersion._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table}")
+        cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - table name from the model
         rows = cursor.fetchall()
     assert len(rows) == 2
     assert marker not in repr(rows)
@@ -137,7 +137,8 @@ def test_history_keeps_the_newest_versions_only():
     versions = list(MemoryVersion.objects.filter(memory=memory).order_by("version"))
 
     assert len(versions) == MAX_VERSIONS_PER_MEMORY
-    assert versions[0].version == 3 and versions[-1].version == MAX_VERSIONS_PER_MEMORY + 2
+    assert versions[0].version == 3
+    assert versions[-1].version == MAX_VERSIONS_PER_MEMORY + 2
     assert versions[-1].snapshot["content"] == f"counter {MAX_VERSIONS_PER_MEMORY + 1}"
 
 

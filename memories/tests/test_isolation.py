@@ -200,7 +200,8 @@ def test_an_idempotency_key_of_another_owner_is_a_different_key(client, client_f
     mine = client.post(URL, body, format="json", **headers)
     other_body = client.post(URL, {**body, "content": "other"}, format="json", **headers)
 
-    assert mine.status_code == 200 and "Idempotent-Replayed" not in mine
+    assert mine.status_code == 200
+    assert "Idempotent-Replayed" not in mine
     assert mine.json()["id"] != theirs.json()["id"]
     assert other_body.status_code == 422  # acme's own key now, not globex's
     assert IdempotentRequest.objects.filter(key="shared-key").count() == 2

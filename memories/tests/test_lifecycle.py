@@ -290,13 +290,13 @@ def test_orm_raw_sql_and_python_agree_on_what_is_live(db, hours_ago, placeholder
     at_param = {"now": at} if placeholder == "%(now)s" else [at]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT m.id FROM {Memory._meta.db_table} m "
+            f"SELECT m.id FROM {Memory._meta.db_table} m "  # noqa: S608 - names from the models
             f"WHERE {live_sql('m', connection, at=placeholder)}",
             at_param,
         )
         sql_live = {names[row[0]] for row in cursor.fetchall()}
         cursor.execute(
-            f"SELECT DISTINCT t.memory_id FROM {MemoryTerm._meta.db_table} t "
+            f"SELECT DISTINCT t.memory_id FROM {MemoryTerm._meta.db_table} t "  # noqa: S608 - names from the models
             f"WHERE {unexpired_sql('t', connection, at=placeholder)}",
             at_param,
         )

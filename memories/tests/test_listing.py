@@ -140,7 +140,7 @@ def mixed(db):
 
 
 @pytest.mark.parametrize(
-    "params, expected",
+    ("params", "expected"),
     [
         ({"type": "preference"}, [2, 1]),
         ({"type": "system"}, []),
@@ -159,7 +159,7 @@ def test_filters(client, mixed, params, expected):
 
 
 @pytest.mark.parametrize(
-    "params, field",
+    ("params", "field"),
     [
         ({"type": "opinion"}, "type"),
         ({"min_importance": 0}, "min_importance"),

@@ -66,7 +66,8 @@ def test_unchanged_writes_nothing(client, embedding_server, django_capture_on_co
     after = sorted(MemoryTerm.objects.filter(memory_id=memory_id).values_list("pk", flat=True))
     assert after == terms
     call_command("backfill_embeddings")
-    assert callbacks == [] and len(embedding_server.requests) == 1
+    assert callbacks == []
+    assert len(embedding_server.requests) == 1
 
     # The twin: a real change rewrites the index and embeds again.
     with django_capture_on_commit_callbacks() as callbacks:
@@ -177,7 +178,8 @@ def test_concurrent_upserts_of_one_key_give_one_memory(api_key):
         thread.join(30)
 
     assert errors == []
-    assert len(results) == 8 and {status for status, _ in results} == {200}
+    assert len(results) == 8
+    assert {status for status, _ in results} == {200}
     assert [result for _, result in results].count("created") == 1
     assert Memory.objects.filter(owner_id="acme", user_id="u1", key="theme").count() == 1
     memory = Memory.objects.get(key="theme")

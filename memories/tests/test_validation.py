@@ -259,7 +259,7 @@ def test_nul_character_in_metadata_key_is_400(client):
 
 
 @pytest.mark.parametrize(
-    "field, raw_value",
+    ("field", "raw_value"),
     [
         ("content", '"tea \\ud800"'),
         ("content", '"\\udfff"'),
@@ -330,13 +330,13 @@ WRONG_TYPES = [
 ]
 
 
-@pytest.mark.parametrize("field, value", WRONG_TYPES)
+@pytest.mark.parametrize(("field", "value"), WRONG_TYPES)
 def test_wrong_json_type_is_400(client, field, value):
     assert_rejected(post(client, **{field: value}), field)
 
 
 @pytest.mark.parametrize(
-    "field, raw_value",
+    ("field", "raw_value"),
     [
         ("confidence", "1e999"),
         ("confidence", "-1e999"),
@@ -393,7 +393,7 @@ def test_body_that_is_not_an_object_is_400(client, raw):
     assert_rejected(post_raw(client, raw))
 
 
-@pytest.mark.parametrize("opening, closing", [("[", "]"), ('{"a":', "}")])
+@pytest.mark.parametrize(("opening", "closing"), [("[", "]"), ('{"a":', "}")])
 def test_body_nested_deeper_than_the_parser_allows_is_400(client, opening, closing):
     depth = 100_000
     raw = '{"user_id": "u", "type": "fact", "content": "x", "value": ' + opening * depth

@@ -99,13 +99,15 @@ def test_serializer_field_copies_are_bound_to_their_own_serializer():
     full.fields["content"].validators.append(extra)
     full.fields["content"].error_messages["blank"] = "changed"
     fresh = MemorySerializer().fields["content"]
-    assert extra not in fresh.validators and fresh.error_messages["blank"] != "changed"
+    assert extra not in fresh.validators
+    assert fresh.error_messages["blank"] != "changed"
 
 
 def test_key_lookup_returns_the_stored_key_or_none(api_key):
     found = find_key(hash_key(api_key.plaintext))
     assert found == ApiKey.objects.get(pk=api_key.api_key.pk)
-    assert found.owner_id == "acme" and found.metadata == api_key.api_key.metadata
+    assert found.owner_id == "acme"
+    assert found.metadata == api_key.api_key.metadata
     assert find_key(hash_key("aimsk_live_unknown")) is None
 
 
@@ -117,7 +119,7 @@ def test_reindex_removes_rows_whose_memory_was_deleted_behind_the_service(capsys
     kept = make_memory("acme", content="returned the ladder on sunday")
     kept_terms = MemoryTerm.objects.filter(memory_id=kept.pk).count()
     with connection.cursor() as cursor:  # as an operator's SQL would: no CASCADE
-        cursor.execute(f"DELETE FROM {Memory._meta.db_table} WHERE id = %s", [gone.pk])
+        cursor.execute(f"DELETE FROM {Memory._meta.db_table} WHERE id = %s", [gone.pk])  # noqa: S608 - table name from the model
     orphans = MemoryTerm.objects.filter(memory_id=gone.pk).count() + 1
 
     call_command("reindex_memories")

@@ -45,7 +45,7 @@ def test_manage_py_without_required_variables_prints_one_line(tmp_path, command)
 
 
 @pytest.mark.parametrize(
-    "variables, name",
+    ("variables", "name"),
     [
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
         ({"ENCRYPTION_KEY": "not-a-fernet-key"}, "ENCRYPTION_KEY"),

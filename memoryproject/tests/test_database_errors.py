@@ -10,9 +10,9 @@ pytestmark = pytest.mark.django_db
 
 
 def error_of(sql: str) -> DatabaseError:
-    with pytest.raises(DatabaseError) as caught, transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL statement_timeout = 50")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 50")
+        with pytest.raises(DatabaseError) as caught, transaction.atomic():
             cursor.execute(sql)
     return caught.value
 

@@ -47,4 +47,5 @@ def test_every_log_line_of_a_server_is_json(start_server):
     assert "boom with secret detail" in crash[0]["exception"]  # the traceback, in the line
     assert logged("py.warnings", "a warning from a view")
     statuses = {r.get("path"): r.get("status") for r in logged("memoryproject.request", "")}
-    assert statuses["/api/v1/chat"] == 503 and statuses["/no/such/path"] == 404
+    assert statuses["/api/v1/chat"] == 503
+    assert statuses["/no/such/path"] == 404

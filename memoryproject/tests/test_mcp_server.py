@@ -95,9 +95,11 @@ def test_tools_are_listed_with_their_schemas(connect, api_key_text, user_id):
     assert (importance["minimum"], importance["maximum"]) == (1, 5)
     assert set(remember) == {"content", "type", "key", "value", "importance"}
     recall = tools["recall"].input_schema
-    assert recall["required"] == ["query"] and recall["properties"]["limit"]["default"] == 5
+    assert recall["required"] == ["query"]
+    assert recall["properties"]["limit"]["default"] == 5
     listing = tools["list_memories"].input_schema["properties"]
-    assert listing["limit"]["default"] == 20 and set(listing) == {"limit", "type"}
+    assert listing["limit"]["default"] == 20
+    assert set(listing) == {"limit", "type"}
     assert tools["forget"].input_schema["required"] == ["memory_id"]
     assert "start of a task" in tools["recall"].description
     assert "small talk" in tools["remember"].description
@@ -161,11 +163,13 @@ def test_refused_calls_are_tool_errors_and_the_server_keeps_going(connect, api_k
 
     for refused in results[:-1]:
         assert refused.is_error
-    assert "type" in text_of(bad_type) and "'fact', 'preference', 'event'" in text_of(bad_type)
+    assert "type" in text_of(bad_type)
+    assert "'fact', 'preference', 'event'" in text_of(bad_type)
     assert "importance" in text_of(bad_importance)
     assert "content" in text_of(too_long)
     # What the tool's schema allows but the API refuses carries the API's detail and fields.
-    assert "(400)" in text_of(blank) and "Must not be empty" in text_of(blank)
+    assert "(400)" in text_of(blank)
+    assert "Must not be empty" in text_of(blank)
     assert '"content"' in text_of(blank)
     assert "404" in text_of(unknown)
     assert not fine.is_error
@@ -184,7 +188,8 @@ def test_a_revoked_key_is_a_clear_tool_error(connect, service, user_id):
 
     for result in (recalled, listed):
         assert result.is_error
-        assert "401" in text_of(result) and "Authentication required" in text_of(result)
+        assert "401" in text_of(result)
+        assert "Authentication required" in text_of(result)
         assert "AIMEMORY_API_KEY" in text_of(result)
 
 

@@ -96,7 +96,8 @@ def test_database_on_a_closed_port_is_503_everywhere(start_server):
     server = start_server(workers=2, database_url=closed)
     started = time.monotonic()
     status, _, body = http("GET", server.url + "/health")
-    assert status == 503 and body["detail"] == "Database unavailable"
+    assert status == 503
+    assert body["detail"] == "Database unavailable"
     for key in ("aimsk_live_anything_at_all_0123456789abcdef", None):
         status, _, body = http("GET", server.url + "/api/v1/memory?user_id=u1", key)
         assert (status, body) == (503, {"detail": "Database unavailable"})

@@ -57,7 +57,7 @@ def test_every_unknown_field_is_named_beside_the_other_problems(client):
 
 
 @pytest.mark.parametrize(
-    "path, body, nested",
+    ("path", "body", "nested"),
     [
         ("/api/v1/chat", {"user_id": "u1", "message": "hi"}, "history"),
         ("/api/v1/memory/extract", {"user_id": "u1"}, "messages"),
@@ -116,7 +116,7 @@ def test_patch_ignores_user_id_like_the_read_only_fields(client):
 
 
 @pytest.mark.parametrize(
-    "path, body, detail",
+    ("path", "body", "detail"),
     [
         ("/api/v1/memory", {**MEMORY, "importance": "high"}, "importance: Must be an integer."),
         ("/api/v1/memory/context", {"user_id": "u1", "limit": 51}, "limit: "),

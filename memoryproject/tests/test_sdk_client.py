@@ -51,7 +51,8 @@ def test_sync_client_drives_every_v1_method(service, api_key_text, user_id):
         listed = list(client.memories.list(user_id=user_id, page_size=2))
         assert [m.id for m in listed] == [m.id for m in reversed(more)] + [created.id]
         page = client.memories.list_page(user_id=user_id, page_size=2)
-        assert len(page.memories) == 2 and page.next_cursor
+        assert len(page.memories) == 2
+        assert page.next_cursor
         rest = client.memories.list_page(user_id=user_id, page_size=10, cursor=page.next_cursor)
         assert [m.id for m in page.memories + rest.memories] == [m.id for m in listed]
         assert rest.next_cursor is None
@@ -104,7 +105,8 @@ def test_async_client_drives_every_v1_method(service, api_key_text, user_id, fak
             for n in range(3):
                 await client.memories.create(user_id=user_id, type="event", content=f"Event {n}")
             listed = [m async for m in client.memories.list(user_id=user_id, page_size=2)]
-            assert len(listed) == 4 and listed[-1].id == created.id
+            assert len(listed) == 4
+            assert listed[-1].id == created.id
             context = await client.memories.context(user_id=user_id, query="the dog Rex", limit=1)
             assert [m.id for m in context.memories] == [created.id]
             assert (await client.memories.soft_delete(listed[0].id)).is_deleted
@@ -128,7 +130,8 @@ def test_async_client_drives_every_v1_method(service, api_key_text, user_id, fak
     items, extracted, exported, erased = anyio.run(scenario)
 
     assert "".join(i for i in items if isinstance(i, str)) == "He is called Rex."
-    assert isinstance(items[-1], ChatResponse) and items[-1].response == "He is called Rex."
+    assert isinstance(items[-1], ChatResponse)
+    assert items[-1].response == "He is called Rex."
     assert [c.content for c in extracted.candidates] == ["Drinks green tea"]
     assert extracted.candidates[0].status == "not_saved"
     assert exported.counts.memories == 3
@@ -155,7 +158,8 @@ def test_chat_and_extract_through_the_fake_llm(service, api_key_text, user_id, f
                 deltas.append(item)
         assert len(deltas) > 1
         assert "".join(deltas) == "Try the mushroom risotto tonight."
-        assert stream.final is not None and stream.final.response == "".join(deltas)
+        assert stream.final is not None
+        assert stream.final.response == "".join(deltas)
 
         fake_llm.script(
             extraction_reply(
@@ -181,7 +185,7 @@ def test_a_stream_that_breaks_raises_the_error_event(service, api_key_text, user
     with MemoryClient(api_key=api_key_text, base_url=service.url) as client:
         stream = client.chat(user_id=user_id, message="Count", stream=True)
         received = []
-        with pytest.raises(APIStatusError) as caught:
+        with pytest.raises(APIStatusError) as caught:  # noqa: PT012 - it breaks mid-stream
             for item in stream:
                 received.append(item)
 
@@ -225,9 +229,11 @@ def test_a_429_is_waited_out(service, user_id):
 
     assert statuses == [429, 200]
 
-    with MemoryClient(api_key=key, base_url=service.url, max_retries=0) as impatient:
-        with pytest.raises(RateLimitError) as caught:
-            for _ in range(5):
-                impatient.memories.stats(user_id=user_id)
+    with (  # noqa: PT012 - one of the calls runs the bucket dry
+        MemoryClient(api_key=key, base_url=service.url, max_retries=0) as impatient,
+        pytest.raises(RateLimitError) as caught,
+    ):
+        for _ in range(5):
+            impatient.memories.stats(user_id=user_id)
     assert 1 <= caught.value.retry_after <= 3
     assert caught.value.detail == "Rate limit exceeded"

@@ -127,7 +127,8 @@ def wait_until_caught_up(cluster) -> None:
 def replica_health(url: str) -> dict:
     status, _, body = http("GET", url + "/health")
     assert status == 200, body
-    assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["status"] == "ok"
+    assert body["database"] == "ok"
     (replica,) = body["replicas"]
     return replica
 
@@ -158,12 +159,14 @@ def assert_sees(url: str, key: str, memory: dict, word: str, total: int) -> None
     assert (status, stats["total"]) == (200, total)
     body = {"user_id": user, "query": word, "limit": 3}
     status, _, context = http("POST", f"{api}/memory/context", key, body)
-    assert status == 200 and context["memories"][0]["id"] == memory["id"], context
+    assert status == 200, context
+    assert context["memories"][0]["id"] == memory["id"], context
 
 
 def test_health_lists_the_replica(cluster, web):
     replica = wait_for_replica_state(web, "ok")
-    assert replica["name"] == "replica_0" and replica["lag_seconds"] < MAX_LAG_SECONDS
+    assert replica["name"] == "replica_0"
+    assert replica["lag_seconds"] < MAX_LAG_SECONDS
 
 
 def test_reads_see_their_own_writes_from_many_threads(cluster, web):
@@ -195,7 +198,8 @@ def test_caught_up_replica_serves_reads_shown_in_its_statistics(cluster, web):
     assert_sees(web, key, memories[-1], "kettles", total=3)
     reads = len(memories) + 4
     status, _, exported = http("GET", f"{web}/api/v1/gdpr/export?user_id=u1", key)
-    assert status == 200 and exported["counts"]["memories"] == 3
+    assert status == 200
+    assert exported["counts"]["memories"] == 3
     assert {m["id"] for m in exported["memories"]} == {m["id"] for m in memories}
     # Each backend reports its counts when it ends (CONN_MAX_AGE=0): wait for them.
     deadline = time.monotonic() + 15
@@ -222,9 +226,11 @@ def test_paused_replica_never_serves_stale_reads_to_the_owner_who_wrote(cluster,
             assert stale == 0
             assert_sees(web, key, memory, f"mugs{i}", total=i)
             status, _, history = http("GET", f"{web}/api/v1/memory/{memory['id']}/history", key)
-            assert status == 200 and len(history) == 1
+            assert status == 200
+            assert len(history) == 1
             status, _, exported = http("GET", f"{web}/api/v1/gdpr/export?user_id=u1", key)
-            assert status == 200 and exported["counts"]["memories"] == i
+            assert status == 200
+            assert exported["counts"]["memories"] == i
             assert memory["id"] in {m["id"] for m in exported["memories"]}
         # Past the bound, the replica is reported lagging (and skipped for everyone).
         lagging = wait_for_replica_state(web, "lagging")
@@ -324,7 +330,8 @@ def _contract_slice(cluster, web: str) -> None:
     assert changed["updated_at"] > memory["updated_at"]
     assert http("GET", f"{api}/memory/{memory['id']}", key)[2]["importance"] == 2
     status, _, history = http("GET", f"{api}/memory/{memory['id']}/history", key)
-    assert status == 200 and [v["importance"] for v in history] == [4, 2]
+    assert status == 200
+    assert [v["importance"] for v in history] == [4, 2]
     # Idempotency-Key: held by a transaction-scoped lock, so it works through the pooler.
     body, once = (
         {"user_id": "u3", "type": "fact", "content": "Pooled once"},
@@ -332,22 +339,28 @@ def _contract_slice(cluster, web: str) -> None:
     )
     first = http("POST", f"{api}/memory", key, body, once)
     replayed = http("POST", f"{api}/memory", key, body, once)
-    assert first[0] == replayed[0] == 200 and replayed[1]["Idempotent-Replayed"] == "true"
+    assert first[0] == replayed[0] == 200
+    assert replayed[1]["Idempotent-Replayed"] == "true"
     assert first[2]["id"] == replayed[2]["id"]
     assert http("GET", f"{api}/memory/stats?user_id=u3", key)[2]["total"] == 1
     assert http("GET", f"{api}/memory/{memory['id']}", other)[0] == 404
     status, _, invalid = http("POST", f"{api}/memory", key, {"user_id": "u1", "type": "nope"})
-    assert status == 400 and "errors" in invalid
+    assert status == 400
+    assert "errors" in invalid
     # Paging with the cursor, and the export's keyset pages, over more than two pages.
     for i in range(EXPORT_CHUNK * 2 + 5):
         create(web, key, "bulk", f"Bulk memory number {i}")
     status, headers, first = http("GET", f"{api}/memory?user_id=bulk&limit=50", key)
-    assert status == 200 and len(first) == 50 and headers["X-Next-Cursor"]
+    assert status == 200
+    assert len(first) == 50
+    assert headers["X-Next-Cursor"]
     cursor = headers["X-Next-Cursor"]
     status, _, second = http("GET", f"{api}/memory?user_id=bulk&limit=50&cursor={cursor}", key)
-    assert status == 200 and not {m["id"] for m in first} & {m["id"] for m in second}
+    assert status == 200
+    assert not {m["id"] for m in first} & {m["id"] for m in second}
     status, _, exported = http("GET", f"{api}/gdpr/export?user_id=bulk", key)
-    assert status == 200 and exported["counts"]["memories"] == EXPORT_CHUNK * 2 + 5
+    assert status == 200
+    assert exported["counts"]["memories"] == EXPORT_CHUNK * 2 + 5
     assert len({m["id"] for m in exported["memories"]}) == EXPORT_CHUNK * 2 + 5
     created = [m["created_at"] for m in exported["memories"]]
     assert created == sorted(created)
@@ -357,9 +370,11 @@ def _contract_slice(cluster, web: str) -> None:
     assert (status, hard) == (200, {"id": memory["id"], "deleted": True})
     assert http("GET", f"{api}/memory/stats?user_id=u1", key)[2]["total"] == 0
     status, _, erased = http("DELETE", f"{api}/gdpr/delete?user_id=bulk", key)
-    assert status == 200 and erased["total"] >= EXPORT_CHUNK * 2 + 5
+    assert status == 200
+    assert erased["total"] >= EXPORT_CHUNK * 2 + 5
     assert http("GET", f"{api}/memory?user_id=bulk", key)[2] == []
     # Rate-limit buckets in the database, through the pooler: exact.
     limited = new_key(cluster, "pooled-limited", rate_limit=5)
     codes = [http("GET", f"{api}/memory?user_id=u1", limited)[0] for _ in range(7)]
-    assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
+    assert codes[:5] == [200] * 5
+    assert codes[5:] == [429, 429]

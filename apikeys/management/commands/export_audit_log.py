@@ -11,7 +11,7 @@ FIELDS = ["id", "created_at", "event", "owner_id", "actor", "target", "details"]
 
 def _day(value: str, *, end: bool) -> datetime:
     try:
-        day = datetime.strptime(value, "%Y-%m-%d").date()
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).date()
     except ValueError:
         raise CommandError(f"Dates are YYYY-MM-DD, got {value!r}") from None
     return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)

@@ -49,7 +49,8 @@ def test_every_error_status_raises_its_class_with_status_and_detail(
     assert isinstance(error, AIMemoryError)
     assert error.status_code == status
     assert error.detail == f"says {status}"
-    assert str(status) in str(error) and f"says {status}" in str(error)
+    assert str(status) in str(error)
+    assert f"says {status}" in str(error)
     assert len(recorder.requests) == 1
 
 

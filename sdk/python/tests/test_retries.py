@@ -5,6 +5,7 @@ import pytest
 
 from aimemory import (
     APIConnectionError,
+    APIStatusError,
     NotFoundError,
     RateLimitError,
     ServiceUnavailableError,
@@ -58,7 +59,7 @@ def test_a_4xx_other_than_429_is_never_retried(sync_client, status):
     recorder = Recorder(httpx.Response(status, json={"detail": "no"}), CREATED)
     client = sync_client(recorder)
 
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(APIStatusError) as caught:
         client.memories.create(**FIELDS)
 
     assert caught.value.status_code == status
@@ -79,14 +80,15 @@ def test_a_409_for_a_write_with_an_idempotency_key_is_waited_out(sync_client):
 
     assert memory.id == MEMORY["id"]
     keys = {request.headers["Idempotency-Key"] for request in recorder.requests}
-    assert len(recorder.requests) == 3 and len(keys) == 1
+    assert len(recorder.requests) == 3
+    assert len(keys) == 1
 
 
 def test_a_409_without_an_idempotency_key_is_raised(sync_client):
     recorder = Recorder(IN_PROGRESS, CREATED)
     client = sync_client(recorder)
 
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(APIStatusError) as caught:
         client.memories.update(MEMORY["id"], importance=2)
 
     assert caught.value.status_code == 409
@@ -117,7 +119,7 @@ def test_500_is_not_retried(sync_client):
     recorder = Recorder(httpx.Response(500, json={"detail": "Internal server error"}), CREATED)
     client = sync_client(recorder)
 
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(APIStatusError) as caught:
         client.memories.get("x")
 
     assert caught.value.status_code == 500
@@ -159,7 +161,9 @@ def test_each_write_call_has_its_own_idempotency_key(sync_client):
 
     first, second = (r.headers["Idempotency-Key"] for r in recorder.requests)
     assert first != second
-    assert 1 <= len(first) <= 255 and first.isascii() and " " not in first
+    assert 1 <= len(first) <= 255
+    assert first.isascii()
+    assert " " not in first
 
 
 @pytest.mark.parametrize(
