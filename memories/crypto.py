@@ -1,22 +1,48 @@
-"""Encryption at rest: MultiFernet over ENCRYPTION_KEY (first key encrypts, all decrypt)."""
+"""Encryption at rest, keyed by ENCRYPTION_KEY (a comma-separated list of Fernet keys:
+the first encrypts, all decrypt).
+
+Data is written as an envelope: AES-256-GCM under a key derived (HKDF-SHA256) from one
+ENCRYPTION_KEY key, as standard base64 of
+
+    version (1 byte, 0x01) | key id (4 bytes) | nonce (12 random bytes) | ciphertext | tag
+
+The version and key id are authenticated as associated data; the key id says which key
+opens the envelope, so reading never tries keys one by one. A fresh random nonce per
+envelope is safe for about 2**32 envelopes per key (NIST SP 800-38D); rotating the key
+starts the count again.
+
+Fernet tokens written by earlier versions are still read: they start with "g" (the 0x80
+version byte), which no envelope does ("A", the 0x01 version byte).
+"""
 
 import base64
+import binascii
 import functools
+import hashlib
 import hmac
 import json
 import logging
+import os
+from typing import NamedTuple
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from rest_framework import exceptions, status
 
 logger = logging.getLogger(__name__)
 
+ENVELOPE_VERSION = b"\x01"
+KEY_ID_BYTES = 4
+NONCE_BYTES = 12
+_HEADER_BYTES = len(ENVELOPE_VERSION) + KEY_ID_BYTES
+
 
 class UndecryptableData(exceptions.APIException):
-    """A stored token that no configured key opens: a key went missing from ENCRYPTION_KEY."""
+    """Stored data that no configured key opens: a key went missing from ENCRYPTION_KEY."""
 
     status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
     default_detail = (
@@ -26,37 +52,78 @@ class UndecryptableData(exceptions.APIException):
     default_code = "undecryptable"
 
 
+class _Keyring(NamedTuple):
+    header: bytes  # version and key id of the first key, which seals
+    sealer: AESGCM
+    openers: dict[bytes, list[AESGCM]]  # key id -> the keys with that id (one, in practice)
+    fernet: MultiFernet  # for data written before envelopes
+
+
 @functools.lru_cache(maxsize=4)
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
-    return MultiFernet([Fernet(k) for k in keys])
+def _keyring(keys: tuple[str, ...]) -> _Keyring:
+    openers: dict[bytes, list[AESGCM]] = {}
+    ids = []
+    for key in keys:
+        derived = _derive(key, b"memory-envelope-v1")
+        key_id = hashlib.sha256(b"memory-envelope-key-id" + derived).digest()[:KEY_ID_BYTES]
+        openers.setdefault(key_id, []).append(AESGCM(derived))
+        ids.append(key_id)
+    return _Keyring(
+        header=ENVELOPE_VERSION + ids[0],
+        sealer=openers[ids[0]][0],
+        openers=openers,
+        fernet=MultiFernet([Fernet(k) for k in keys]),
+    )
 
 
-def fernet() -> MultiFernet:
-    return _fernet(tuple(settings.ENCRYPTION_KEYS))
+def _undecryptable() -> UndecryptableData:
+    logger.error("stored data could not be decrypted with any ENCRYPTION_KEY key")
+    return UndecryptableData()
+
+
+def encrypt_bytes(plaintext: bytes) -> str:
+    """An envelope of plaintext under the first key."""
+    ring = _keyring(tuple(settings.ENCRYPTION_KEYS))
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = ring.sealer.encrypt(nonce, plaintext, ring.header)
+    return binascii.b2a_base64(ring.header + nonce + sealed, newline=False).decode("ascii")
+
+
+def decrypt_bytes(token: str) -> bytes:
+    """The plaintext of an envelope or of an earlier version's Fernet token."""
+    ring = _keyring(tuple(settings.ENCRYPTION_KEYS))
+    if token.startswith("g"):
+        try:
+            return ring.fernet.decrypt(token.encode("ascii"))
+        except (InvalidToken, ValueError):
+            raise _undecryptable() from None
+    try:
+        raw = binascii.a2b_base64(token)
+    except (binascii.Error, ValueError):
+        raise _undecryptable() from None
+    header = raw[:_HEADER_BYTES]
+    nonce, sealed = (
+        raw[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES],
+        raw[_HEADER_BYTES + NONCE_BYTES :],
+    )
+    if header[:1] == ENVELOPE_VERSION and len(nonce) == NONCE_BYTES:
+        for opener in ring.openers.get(header[1:], ()):
+            try:
+                return opener.decrypt(nonce, sealed, header)
+            except InvalidTag:
+                continue
+    raise _undecryptable()
 
 
 def encrypt_text(plaintext: str) -> str:
-    return fernet().encrypt(plaintext.encode("utf-8")).decode("ascii")
+    return encrypt_bytes(plaintext.encode("utf-8"))
 
 
 def decrypt_text(token: str) -> str:
     try:
         return decrypt_bytes(token).decode("utf-8")
     except UnicodeError:
-        logger.error("memory token could not be decrypted with any ENCRYPTION_KEY key")
-        raise UndecryptableData() from None
-
-
-def encrypt_bytes(plaintext: bytes) -> str:
-    return fernet().encrypt(plaintext).decode("ascii")
-
-
-def decrypt_bytes(token: str) -> bytes:
-    try:
-        return fernet().decrypt(token.encode("ascii"))
-    except (InvalidToken, ValueError):
-        logger.error("memory token could not be decrypted with any ENCRYPTION_KEY key")
-        raise UndecryptableData() from None
+        raise _undecryptable() from None
 
 
 def encrypt_json(value) -> str:
@@ -67,7 +134,7 @@ def decrypt_json(token: str):
     return json.loads(decrypt_text(token))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)  # three purposes for each of a few keys
 def _derive(key: str, purpose: bytes) -> bytes:
     raw = base64.urlsafe_b64decode(key.encode("ascii"))
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(raw)

@@ -150,7 +150,7 @@ def embed_memories(*, memory_ids, replace: bool = False) -> int | None:
     """Embed and store the live memories among memory_ids that have no vector for the
     current model (all of them with replace), BATCH_SIZE per call; the number stored, or
     None if a call failed."""
-    fields = ("pk", "owner_id", "user_id", "content", "content_hash")
+    fields = ("pk", "owner_id", "user_id", "content_hash", *Memory.ENCRYPTED_COLUMNS)
     rows = Memory.objects.filter(pk__in=list(memory_ids), is_deleted=False)
     if not replace:
         # A stored vector is current: a content change deletes it (services.update_memory).

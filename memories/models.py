@@ -74,7 +74,7 @@ class IngestionMode(models.TextChoices):
 
 
 class EncryptedTextField(models.TextField):
-    """Text stored as a Fernet token; decrypted only when a row is loaded."""
+    """Text stored encrypted (memories.crypto); decrypted only when a row is loaded."""
 
     def from_db_value(self, value, expression, connection):
         return None if value is None else decrypt_text(value)
@@ -84,7 +84,8 @@ class EncryptedTextField(models.TextField):
 
 
 class EncryptedJSONField(models.TextField):
-    """Any JSON value stored as a Fernet token of its compact serialisation; NULL is None."""
+    """Any JSON value stored encrypted (memories.crypto) as its compact serialisation;
+    NULL is None."""
 
     def from_db_value(self, value, expression, connection):
         return None if value is None else decrypt_json(value)
@@ -97,8 +98,8 @@ class EncryptedJSONField(models.TextField):
 
 
 class EncryptedVectorField(models.TextField):
-    """An embedding vector stored as a Fernet token of memories.vectors.pack(): loaded as
-    a unit-length float32 numpy array."""
+    """An embedding vector stored encrypted (memories.crypto) as memories.vectors.pack():
+    loaded as a unit-length float32 numpy array."""
 
     def from_db_value(self, value, expression, connection):
         return None if value is None else vectors.unpack(decrypt_bytes(value))
@@ -196,7 +197,9 @@ class Memory(models.Model):
     owner_id = models.CharField(max_length=255, editable=False)
     user_id = models.CharField(max_length=255)
     type = models.CharField(max_length=16, choices=MemoryType.choices)
-    content = EncryptedTextField()
+    # content, value and metadata: one encrypted JSON list, [content, value, metadata], so
+    # a row costs one decryption, not three (the properties below read and write it).
+    envelope = EncryptedJSONField(null=True, editable=False)
     content_chars = models.PositiveIntegerField(
         editable=False, help_text="Length of the plaintext content, checked by the database."
     )
@@ -204,14 +207,12 @@ class Memory(models.Model):
         default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
     key = models.CharField(max_length=255, null=True, blank=True)
-    value = EncryptedJSONField(null=True, blank=True)
     value_bytes = models.PositiveIntegerField(
         default=0, editable=False, help_text="Size of the plaintext value as compact JSON."
     )
     importance = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
-    metadata = EncryptedJSONField(default=dict, blank=True)
     ttl_seconds = models.PositiveBigIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_TTL_SECONDS)]
     )
@@ -228,8 +229,19 @@ class Memory(models.Model):
     # Keyed hash of the normalised content (scoped like the term index), so an identical
     # memory can be found without decrypting: extraction never stores a duplicate.
     content_hash = models.BigIntegerField(null=True, editable=False)
+    # Rows written before the envelope keep content, value and metadata as three tokens in
+    # these columns (envelope NULL) until their next save, which moves them into the
+    # envelope and clears these; rotate_encryption_key saves every row.
+    legacy_content = EncryptedTextField(null=True, editable=False, db_column="content")
+    legacy_value = EncryptedJSONField(null=True, editable=False, db_column="value")
+    legacy_metadata = EncryptedJSONField(null=True, editable=False, db_column="metadata")
 
     objects = MemoryQuerySet.as_manager()
+
+    # The columns that content, value and metadata are read from: a partial load (.only())
+    # that needs any of the three names these.
+    ENCRYPTED_COLUMNS = ("envelope", "legacy_content", "legacy_value", "legacy_metadata")
+    _ENVELOPED = {"content", "value", "metadata"}
 
     class Meta:
         verbose_name_plural = "memories"
@@ -320,11 +332,70 @@ class Memory(models.Model):
     def save(self, *args, **kwargs):
         self.measure_content()
         update_fields = kwargs.get("update_fields")
+        # A row loaded in the earlier format moves into an envelope on any save (its
+        # values unchanged, so a save of other fields may carry it).
+        earlier = self.__dict__.get("legacy_content") is not None
+        sealing = earlier or update_fields is None or bool(self._ENVELOPED & set(update_fields))
+        if sealing:
+            self._enveloped()
+            self.legacy_content = self.legacy_value = self.legacy_metadata = None
         if update_fields is not None:
             measured = {"content": "content_chars", "value": "value_bytes"}
             extra = {measured[name] for name in update_fields if name in measured}
-            kwargs["update_fields"] = {*update_fields, *extra}
+            if sealing:
+                extra |= set(self.ENCRYPTED_COLUMNS)
+            kwargs["update_fields"] = {*update_fields, *extra} - self._ENVELOPED
         super().save(*args, **kwargs)
+
+    @property
+    def content(self) -> str:
+        return self._enveloped()[0]
+
+    @content.setter
+    def content(self, content: str) -> None:
+        self._replace(0, content)
+
+    @property
+    def value(self):
+        return self._enveloped()[1]
+
+    @value.setter
+    def value(self, value) -> None:
+        self._replace(1, value)
+
+    @property
+    def metadata(self) -> dict:
+        return self._enveloped()[2]
+
+    @metadata.setter
+    def metadata(self, metadata: dict) -> None:
+        self._replace(2, metadata)
+
+    def _enveloped(self) -> list:
+        """[content, value, metadata]; a row from before the envelope reads its three
+        columns, once (the defaults, "", None and {}, for a new memory)."""
+        if self.envelope is None:
+            metadata = self.legacy_metadata
+            self.envelope = [
+                self.legacy_content or "",
+                self.legacy_value,
+                {} if metadata is None else metadata,
+            ]
+        return self.envelope
+
+    @staticmethod
+    def content_from_columns(envelope: str | None, legacy_content: str | None) -> str:
+        """The content of a row from the raw values of its envelope and content columns,
+        for a statement that reads them without the ORM."""
+        if envelope is not None:
+            return decrypt_json(envelope)[0]
+        return decrypt_text(legacy_content)
+
+    def _replace(self, index: int, item) -> None:
+        # A new list: a copy of this instance must not see the change.
+        enveloped = list(self._enveloped())
+        enveloped[index] = item
+        self.envelope = enveloped
 
     def measure_content(self) -> None:
         """The plaintext sizes that the database checks: content_chars (0, refused, when

@@ -201,6 +201,7 @@ def _lexical_candidates(
         UNION SELECT id FROM recent
     )
     SELECT m.id, COALESCE(b.score, 0), m.importance, m.created_at, c.n, c.avgdl, p.score,
+           CASE WHEN f.memory_id IS NULL THEN NULL ELSE m.envelope END,
            CASE WHEN f.memory_id IS NULL THEN NULL ELSE m.content END, w.terms, w.weights
     FROM candidates x
     JOIN {memory_table} m ON m.id = x.id
@@ -229,9 +230,8 @@ def _lexical_candidates(
         Scored(_as_uuid(mid), float(score), importance, _as_datetime(created), float(perfect))
         for mid, score, importance, created, _, _, perfect, *_ in rows
     ]
-    content_field = Memory._meta.get_field("content")
-    best = [content_field.from_db_value(row[7], None, connection) for row in rows if row[7]]
-    first = FirstRound((rows[0][4], rows[0][5]), rows[0][8], rows[0][9]) if rows else None
+    best = [Memory.content_from_columns(row[7], row[8]) for row in rows if row[7] or row[8]]
+    first = FirstRound((rows[0][4], rows[0][5]), rows[0][9], rows[0][10]) if rows else None
     return candidates, best, first
 
 

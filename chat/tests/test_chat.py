@@ -439,8 +439,8 @@ def test_extraction_keeps_the_language_of_the_conversation(client, fake_openai):
     prompt = fake_openai.chat_requests()[-1]["messages"][0]["content"]
     assert "in the language of the conversation" in prompt
     assert "Soy enfermera en Sevilla" in fake_openai.chat_requests()[-1]["messages"][1]["content"]
-    stored = sorted(Memory.objects.filter(owner_id="acme", user_id="u1").values_list("content"))
-    assert stored == [("Prefiere el té verde sin azúcar",), ("Trabaja como enfermera en Sevilla",)]
+    stored = sorted(m.content for m in Memory.objects.filter(owner_id="acme", user_id="u1"))
+    assert stored == ["Prefiere el té verde sin azúcar", "Trabaja como enfermera en Sevilla"]
     listed = client.get("/api/v1/memory", {"user_id": "u1", "key": "bebida"}).json()
     assert listed[0]["value"] == "té verde"
 

@@ -100,14 +100,13 @@ def test_content_is_encrypted_at_rest(client):
     response = create(client, content="a secret word", value="hidden", metadata={"k": "v"})
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT content, value, metadata FROM memories_memory WHERE id = %s",
-            [response.json()["id"]],
+            "SELECT envelope FROM memories_memory WHERE id = %s", [response.json()["id"]]
         )
-        stored = cursor.fetchone()
-    assert all(isinstance(column, str) for column in stored)
-    assert "secret" not in stored[0]
-    assert "hidden" not in stored[1]
-    assert '"k"' not in stored[2]
+        (stored,) = cursor.fetchone()
+    assert isinstance(stored, str)
+    assert "secret" not in stored
+    assert "hidden" not in stored
+    assert '"k"' not in stored
 
 
 def test_owner_id_in_body_is_ignored(client):

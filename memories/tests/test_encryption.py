@@ -2,11 +2,13 @@ import json
 from io import StringIO
 
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import TextField, Value
 
-from memories.models import Memory
+from memories import crypto
+from memories.models import Memory, MemoryVersion
 from memories.tests.factories import make_memory
 
 pytestmark = pytest.mark.django_db
@@ -23,12 +25,45 @@ def all_rows_text() -> str:
     return "\n".join(chunks)
 
 
-def raw_tokens(memory_id) -> tuple:
+def raw_columns(memory_id) -> dict:
+    """The memory's encrypted columns as stored: the envelope and the three earlier ones."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT content, value, metadata FROM memories_memory WHERE id = %s", [memory_id]
+            "SELECT envelope, content, value, metadata FROM memories_memory WHERE id = %s",
+            [memory_id],
         )
-        return cursor.fetchone()
+        return dict(
+            zip(("envelope", "content", "value", "metadata"), cursor.fetchone(), strict=True)
+        )
+
+
+def is_envelope(token) -> bool:
+    return isinstance(token, str) and not token.startswith("g") and len(token) > 40
+
+
+def to_earlier_format(settings, memory_id) -> None:
+    """Store the memory and its versions as the previous release did: content, value and
+    metadata as three Fernet tokens, no envelope; each snapshot a Fernet token."""
+    fernet = MultiFernet([Fernet(key) for key in settings.ENCRYPTION_KEYS])
+
+    def token(text: str) -> Value:
+        return Value(fernet.encrypt(text.encode("utf-8")).decode("ascii"), TextField())
+
+    def dumped(value) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    memory = Memory.objects.get(pk=memory_id)
+    Memory.objects.filter(pk=memory_id).update(
+        envelope=None,
+        legacy_content=token(memory.content),
+        legacy_value=None if memory.value is None else token(dumped(memory.value)),
+        legacy_metadata=token(dumped(memory.metadata)),
+    )
+    for version in MemoryVersion.objects.filter(memory_id=memory_id):
+        MemoryVersion.objects.filter(pk=version.pk).update(snapshot=token(dumped(version.snapshot)))
+    columns = raw_columns(memory_id)
+    assert columns["envelope"] is None
+    assert columns["content"].startswith("gAAAA")
 
 
 def test_no_plaintext_anywhere_after_create(client):
@@ -47,10 +82,12 @@ def test_no_plaintext_anywhere_after_create(client):
     text = all_rows_text()
     assert MARKER not in text
     assert MARKER.split("-")[0] not in text  # nor the stemmed word
-    content, value, metadata = raw_tokens(response.json()["id"])
-    assert content.startswith("gAAAA")
-    assert value.startswith("gAAAA")
-    assert metadata.startswith("gAAAA")
+    columns = raw_columns(response.json()["id"])
+    # One envelope holds content, value and metadata; the earlier columns stay empty.
+    assert is_envelope(columns["envelope"])
+    assert columns["content"] is None
+    assert columns["value"] is None
+    assert columns["metadata"] is None
     assert client.get(f"/api/v1/memory/{response.json()['id']}").json()["content"].endswith(MARKER)
 
 
@@ -60,7 +97,7 @@ def test_rotation_with_two_keys_then_old_key_removed(settings, client):
     client.patch(f"/api/v1/memory/{memory.id}", {"importance": 2}, format="json")
     retry = {"user_id": "u1", "type": "fact", "content": f"kept {MARKER}"}
     kept = client.post("/api/v1/memory", retry, format="json", HTTP_IDEMPOTENCY_KEY="r1")
-    before = raw_tokens(memory.id)
+    before = raw_columns(memory.id)["envelope"]
     new_key = Fernet.generate_key().decode()
     settings.ENCRYPTION_KEYS = [new_key, old_key]
 
@@ -72,8 +109,9 @@ def test_rotation_with_two_keys_then_old_key_removed(settings, client):
     replay = client.post("/api/v1/memory", retry, format="json", HTTP_IDEMPOTENCY_KEY="r1")
     assert replay["Idempotent-Replayed"] == "true"  # hashed under the old key, still matches
     assert replay.json() == kept.json()
-    after = raw_tokens(memory.id)
-    assert all(a != b for a, b in zip(after, before, strict=True))
+    after = raw_columns(memory.id)["envelope"]
+    assert is_envelope(after)
+    assert after != before
     assert MARKER not in all_rows_text()
     settings.ENCRYPTION_KEYS = [new_key]  # old key gone: everything still reads
     fetched = client.get(f"/api/v1/memory/{memory.id}").json()
@@ -100,3 +138,117 @@ def test_undecryptable_row_is_a_clear_500_without_content(settings, client, capl
     assert MARKER not in caplog.text
     assert any("ENCRYPTION_KEY" in r.getMessage() for r in caplog.records)
     assert Memory.objects.filter(pk=memory.pk).exists()
+
+
+def every_read(client, memory_id) -> dict:
+    """What each read path answers about the user's memories."""
+    user = {"user_id": "u1"}
+    export = client.get("/api/v1/gdpr/export", user)
+    context = {**user, "query": "sailing", "limit": 5}
+    return {
+        "get": client.get(f"/api/v1/memory/{memory_id}").json(),
+        "list": client.get("/api/v1/memory", {**user, "limit": 20}).json(),
+        "context": client.post("/api/v1/memory/context", context, format="json").json(),
+        "history": client.get(f"/api/v1/memory/{memory_id}/history").json(),
+        "export": json.loads(b"".join(export.streaming_content))["memories"],
+    }
+
+
+@pytest.fixture
+def earlier_memory(settings, client):
+    """A memory stored by the previous release (three tokens), and what every read path
+    answered about it before it was converted to that format."""
+    body = {
+        "user_id": "u1",
+        "type": "preference",
+        "content": f"Goes sailing on Sundays {MARKER} ünïcode",
+        "key": "hobby",
+        "value": {"sport": "sailing", "days": [7], "ratio": 1.0},
+        "metadata": {"source": "chat", "note": MARKER},
+        "importance": 4,
+    }
+    memory_id = client.post("/api/v1/memory", body, format="json").json()["id"]
+    client.patch(f"/api/v1/memory/{memory_id}", {"confidence": 0.5}, format="json")
+    answers = every_read(client, memory_id)
+    to_earlier_format(settings, memory_id)
+    return memory_id, body, answers
+
+
+def test_rows_of_the_earlier_format_read_exactly_as_before(client, earlier_memory):
+    memory_id, _, answers = earlier_memory
+    assert every_read(client, memory_id) == answers
+    assert raw_columns(memory_id)["envelope"] is None  # reading converts nothing
+
+
+def test_upsert_of_an_earlier_row_compares_its_fields_and_writes_an_envelope(
+    client, earlier_memory
+):
+    memory_id, body, answers = earlier_memory
+    upsert = {"user_id": "u1", "key": "hobby", "type": "preference", "content": body["content"]}
+    unchanged = client.post("/api/v1/memory/upsert", upsert, format="json").json()
+    assert unchanged == {"result": "unchanged", "memory": answers["get"]}
+    assert raw_columns(memory_id)["envelope"] is None
+
+    changed = client.post("/api/v1/memory/upsert", {**upsert, "value": 2}, format="json")
+    assert changed.json()["result"] == "updated"
+    columns = raw_columns(memory_id)
+    assert is_envelope(columns["envelope"])
+    assert (columns["content"], columns["value"], columns["metadata"]) == (None, None, None)
+    after = client.get(f"/api/v1/memory/{memory_id}").json()
+    assert after == {**answers["get"], "value": 2, "updated_at": after["updated_at"]}
+
+
+def test_a_patch_moves_an_earlier_row_into_one_envelope(client, earlier_memory):
+    memory_id, _, answers = earlier_memory
+    response = client.patch(f"/api/v1/memory/{memory_id}", {"importance": 2}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {
+        **answers["get"],
+        "importance": 2,
+        "updated_at": response.json()["updated_at"],
+    }
+    columns = raw_columns(memory_id)
+    assert is_envelope(columns["envelope"])
+    assert (columns["content"], columns["value"], columns["metadata"]) == (None, None, None)
+    assert MARKER not in all_rows_text()
+
+
+def test_rotation_converts_earlier_rows_and_their_history(settings, client, earlier_memory):
+    memory_id, _, answers = earlier_memory
+    old_key = settings.ENCRYPTION_KEYS[0]
+    new_key = Fernet.generate_key().decode()
+    settings.ENCRYPTION_KEYS = [new_key, old_key]
+
+    out = StringIO()
+    call_command("rotate_encryption_key", stdout=out, stderr=StringIO())
+
+    assert "Re-encrypted and reindexed 1 memories" in out.getvalue()
+    columns = raw_columns(memory_id)
+    assert is_envelope(columns["envelope"])
+    assert (columns["content"], columns["value"], columns["metadata"]) == (None, None, None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT snapshot FROM memories_memoryversion WHERE memory_id = %s", [memory_id]
+        )
+        snapshots = [token for (token,) in cursor.fetchall()]
+    assert len(snapshots) == 2
+    assert all(is_envelope(token) for token in snapshots)
+    assert MARKER not in all_rows_text()
+    settings.ENCRYPTION_KEYS = [new_key]  # the old key gone: everything reads as before
+    assert every_read(client, memory_id) == answers
+
+
+def test_an_envelope_names_the_key_that_sealed_it(settings):
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.ENCRYPTION_KEYS = [first]
+    sealed_by_first = crypto.encrypt_json(["tea", None, {}])
+    settings.ENCRYPTION_KEYS = [second, first]
+    sealed_by_second = crypto.encrypt_json(["tea", None, {}])
+    assert sealed_by_first[:8] != sealed_by_second[:8]  # version and key id differ
+    assert crypto.decrypt_json(sealed_by_first) == crypto.decrypt_json(sealed_by_second)
+    settings.ENCRYPTION_KEYS = [second]
+    with pytest.raises(crypto.UndecryptableData):
+        crypto.decrypt_json(sealed_by_first)
+    tampered = sealed_by_second[:-6] + ("AAAAAA" if sealed_by_second[-6:] != "AAAAAA" else "BBBBBB")
+    with pytest.raises(crypto.UndecryptableData):
+        crypto.decrypt_json(tampered)

@@ -37,7 +37,8 @@ class Command(BaseCommand):
         with transaction.atomic():
             memories = list(Memory.objects.select_for_update().filter(pk__in=ids))
             for memory in memories:
-                # Saving re-encrypts content, value and metadata under the primary key.
+                # Saving encrypts content, value and metadata as one envelope under the
+                # first key, also for a row still in the earlier three-token format.
                 memory.save(update_fields=["content", "value", "metadata"])
                 services.reindex_memory(memory_id=memory.pk)
             for embedding in MemoryEmbedding.objects.filter(memory_id__in=ids):
