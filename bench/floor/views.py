@@ -3,8 +3,8 @@ service's create and list, written as one normally would (ORM lookups, model fie
 encrypt and decrypt themselves, no validation beyond presence, no rate limit, no term
 index).
 
-POST /floor/memory: bearer key -> one indexed ApiKey lookup by hash, Fernet-encrypt the
-content, INSERT one memories_memory row, return its id and created_at.
+POST /floor/memory: bearer key -> one indexed ApiKey lookup by hash, encrypt the content
+(the model's envelope), INSERT one memories_memory row, return its id and created_at.
 GET /floor/memory?user_id=U&limit=20: the same key lookup, one indexed SELECT of the user's
 newest live rows (the model's fields decrypt them), the contract's JSON for each."""
 
@@ -49,7 +49,7 @@ class FloorMemoryView(APIView):
             owner_id=request.auth.owner_id,
             user_id=user_id,
             type=data.get("type") or "fact",
-            content=content,  # EncryptedTextField: Fernet on the way in
+            content=content,  # into the model's envelope, encrypted on the way in
             created_at=now,
             updated_at=now,
         )
