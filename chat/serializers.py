@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from memories.models import MAX_CONTENT_CHARS
-from memories.serializers import JsonObjectSerializer, StrictCharField, ValueField
+from memories.serializers import JsonObjectSerializer, StrictCharField, UserIdField, ValueField
 
 MAX_MESSAGES = 100
 
@@ -14,7 +14,7 @@ class MessageSerializer(JsonObjectSerializer):
 
 @extend_schema_serializer(component_name="Extract")  # ExtractRequest, not ExtractRequestRequest
 class ExtractRequestSerializer(JsonObjectSerializer):
-    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    user_id = UserIdField()
     messages = MessageSerializer(
         many=True, required=False, max_length=MAX_MESSAGES, help_text="The conversation."
     )
@@ -70,7 +70,7 @@ class ExtractResponseSerializer(serializers.Serializer):
 
 @extend_schema_serializer(component_name="Chat")  # ChatRequest, not ChatRequestRequest
 class ChatRequestSerializer(JsonObjectSerializer):
-    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    user_id = UserIdField()
     message = StrictCharField(max_length=MAX_CONTENT_CHARS, trim_whitespace=False)
     history = MessageSerializer(
         many=True, required=False, max_length=MAX_MESSAGES, help_text="Prior turns, oldest first."

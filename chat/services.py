@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from chat import llm
 from memories import services as memory_services
-from memories.models import Memory, MemoryType
+from memories.models import MAX_IMPORTANCE, MIN_IMPORTANCE, Memory, MemoryType
 from memories.retrieval import retrieve_context
 from memories.serializers import MemorySerializer, check_json
 
@@ -33,7 +33,11 @@ EXTRACTION_SCHEMA = {
                     "key": {"type": ["string", "null"]},
                     "value": {},
                     "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                    "importance": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
+                    "importance": {
+                        "type": ["integer", "null"],
+                        "minimum": MIN_IMPORTANCE,
+                        "maximum": MAX_IMPORTANCE,
+                    },
                 },
                 "required": ["type", "content"],
             },

@@ -20,6 +20,11 @@ from memories.crypto import (
     encrypt_text,
 )
 
+# Memory Contract v1's limits, declared once. The fields and constraints below, the
+# serializers, the rules parser, the extraction schema the LLM gets and the OpenAPI schema
+# are all built from these (memoryproject/tests/test_schema.py checks the last).
+MAX_ID_CHARS = 255  # user_id, owner_id and key
+MIN_IMPORTANCE, MAX_IMPORTANCE = 1, 5
 MAX_CONTENT_CHARS = 10_000
 # value: at most this many bytes as compact UTF-8 JSON, and this many levels of objects and
 # arrays (the outermost one is level 1). The database checks the size.
@@ -66,6 +71,19 @@ class MemoryType(models.TextChoices):
     PREFERENCE = "preference"
     EVENT = "event"
     SYSTEM = "system"
+
+
+class UserIdField(models.CharField):
+    """An end user's id (the API's user_id): at most MAX_ID_CHARS characters. Stored as a
+    plain CharField: to migrations it is exactly one."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", MAX_ID_CHARS)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, _, args, kwargs = super().deconstruct()
+        return name, "django.db.models.CharField", args, kwargs
 
 
 class IngestionMode(models.TextChoices):
@@ -194,8 +212,8 @@ class Memory(models.Model):
     """Memory Contract v1. content, value and metadata are encrypted at rest."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner_id = models.CharField(max_length=255, editable=False)
-    user_id = models.CharField(max_length=255)
+    owner_id = models.CharField(max_length=MAX_ID_CHARS, editable=False)
+    user_id = UserIdField()
     type = models.CharField(max_length=16, choices=MemoryType.choices)
     # content, value and metadata: one encrypted JSON list, [content, value, metadata], so
     # a row costs one decryption, not three (the properties below read and write it).
@@ -206,12 +224,14 @@ class Memory(models.Model):
     confidence = models.FloatField(
         default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
-    key = models.CharField(max_length=255, null=True, blank=True)
+    key = models.CharField(max_length=MAX_ID_CHARS, null=True, blank=True)
     value_bytes = models.PositiveIntegerField(
         default=0, editable=False, help_text="Size of the plaintext value as compact JSON."
     )
     importance = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(MIN_IMPORTANCE), MaxValueValidator(MAX_IMPORTANCE)],
     )
     ttl_seconds = models.PositiveBigIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_TTL_SECONDS)]
@@ -304,7 +324,8 @@ class Memory(models.Model):
                 name="memory_confidence_range",
             ),
             models.CheckConstraint(
-                condition=Q(importance__isnull=True) | Q(importance__gte=1, importance__lte=5),
+                condition=Q(importance__isnull=True)
+                | Q(importance__gte=MIN_IMPORTANCE, importance__lte=MAX_IMPORTANCE),
                 name="memory_importance_range",
             ),
             models.CheckConstraint(
@@ -452,8 +473,8 @@ class MemoryTerm(models.Model):
     memory = models.ForeignKey(
         Memory, on_delete=models.CASCADE, related_name="terms", db_constraint=False
     )
-    owner_id = models.CharField(max_length=255)
-    user_id = models.CharField(max_length=255)
+    owner_id = models.CharField(max_length=MAX_ID_CHARS)
+    user_id = UserIdField()
     term = models.BigIntegerField()
     tf = models.PositiveSmallIntegerField()
     doc_length = models.PositiveIntegerField(help_text="The memory's term_count.")
@@ -479,8 +500,8 @@ class MemoryEmbedding(models.Model):
         related_name="embedding",
         db_constraint=False,  # see MemoryTerm.memory
     )
-    owner_id = models.CharField(max_length=255)
-    user_id = models.CharField(max_length=255)
+    owner_id = models.CharField(max_length=MAX_ID_CHARS)
+    user_id = UserIdField()
     model = models.CharField(max_length=255)
     vector = EncryptedVectorField()
     created_at = models.DateTimeField(default=timezone.now)
@@ -516,8 +537,8 @@ class MemoryVersion(models.Model):
         related_name="versions",
         db_constraint=False,  # see MemoryTerm.memory
     )
-    owner_id = models.CharField(max_length=255)
-    user_id = models.CharField(max_length=255)
+    owner_id = models.CharField(max_length=MAX_ID_CHARS)
+    user_id = UserIdField()
     version = models.PositiveIntegerField()
     event = models.CharField(max_length=16, choices=Event.choices)
     recorded_at = models.DateTimeField()
@@ -537,7 +558,7 @@ class IdempotentRequest(models.Model):
     per owner and key. A request in progress holds a lock, not a row (memories.idempotency)."""
 
     id = models.BigAutoField(primary_key=True)
-    owner_id = models.CharField(max_length=255)
+    owner_id = models.CharField(max_length=MAX_ID_CHARS)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(
         max_length=64, help_text="Keyed hash of method, path and parsed JSON body."
@@ -557,8 +578,8 @@ class IdempotentRequestUser(models.Model):
     """An end user whose data a kept response holds, so that erasing the user erases it."""
 
     request = models.ForeignKey(IdempotentRequest, on_delete=models.CASCADE, related_name="users")
-    owner_id = models.CharField(max_length=255)
-    user_id = models.CharField(max_length=255)
+    owner_id = models.CharField(max_length=MAX_ID_CHARS)
+    user_id = UserIdField()
 
     class Meta:
         indexes = [

@@ -24,7 +24,15 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from memories import embeddings, services, text
-from memories.models import DEFAULT_IMPORTANCE, Memory, MemoryTerm, live_sql, unexpired_sql
+from memories.models import (
+    DEFAULT_IMPORTANCE,
+    MAX_IMPORTANCE,
+    MIN_IMPORTANCE,
+    Memory,
+    MemoryTerm,
+    live_sql,
+    unexpired_sql,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +69,7 @@ class Scored:
 
 
 def _importance(value: int | None) -> float:
-    return ((value or DEFAULT_IMPORTANCE) - 1) / 4
+    return ((value or DEFAULT_IMPORTANCE) - MIN_IMPORTANCE) / (MAX_IMPORTANCE - MIN_IMPORTANCE)
 
 
 def _recency(created_at: datetime, now: datetime) -> float:

@@ -4,10 +4,10 @@ Grammar (the whole content, one pair):
 
     TYPE ":" KEY "=" VALUE
 
-- TYPE is one of fact, preference, event, system (case-insensitive); spaces around
-  TYPE, KEY and VALUE are ignored.
-- KEY is everything between the first ":" and the first "=" after it: 1 to 255
-  characters, no line breaks.
+- TYPE is a memory type (fact, preference, event, system; case-insensitive); spaces
+  around TYPE, KEY and VALUE are ignored.
+- KEY is everything between the first ":" and the first "=" after it: 1 to
+  MAX_ID_CHARS (255) characters, no line breaks.
 - VALUE is everything after that first "=", so "=" and ":" need no escaping inside it.
   It becomes a JSON scalar when it parses as one (42, 3.5, true, false, null,
   "quoted string"), otherwise the text itself. Line breaks are not allowed.
@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass
 
-MEMORY_TYPES = ("fact", "preference", "event", "system")
+from memories.models import MAX_ID_CHARS, MemoryType
 
 # Characters that may not appear inside KEY or VALUE (spaces around them are trimmed).
 _LINE_BREAKS = ("\r", "\n")
@@ -74,6 +74,6 @@ def parse_rule(content: str) -> Rule | None:
         return None
     memory_type, key, value = parts
     memory_type = memory_type.lower()
-    if memory_type not in MEMORY_TYPES or not key or len(key) > 255:
+    if memory_type not in MemoryType.values or not key or len(key) > MAX_ID_CHARS:
         return None
     return Rule(type=memory_type, key=key, value=_scalar(value))

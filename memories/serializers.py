@@ -8,9 +8,12 @@ from rest_framework import serializers
 
 from memories.models import (
     MAX_CONTENT_CHARS,
+    MAX_ID_CHARS,
+    MAX_IMPORTANCE,
     MAX_TTL_SECONDS,
     MAX_VALUE_BYTES,
     MAX_VALUE_DEPTH,
+    MIN_IMPORTANCE,
     IngestionMode,
     Memory,
     MemoryType,
@@ -87,6 +90,16 @@ class StrictCharField(serializers.CharField):
         if has_lone_surrogate(data):
             self.fail("surrogate")
         return super().to_internal_value(data)
+
+
+class UserIdField(StrictCharField):
+    """The API's user_id, as models.UserIdField stores it: 1 to MAX_ID_CHARS characters,
+    kept exactly as sent."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_ID_CHARS)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
 
 class StrictFloatField(serializers.FloatField):
@@ -234,7 +247,7 @@ class MemorySerializer(JsonObjectSerializer):
 
     id = serializers.UUIDField(read_only=True)
     owner_id = serializers.CharField(read_only=True, help_text="From the API key.")
-    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    user_id = UserIdField()
     type = serializers.ChoiceField(
         choices=MemoryType.choices,
         required=False,
@@ -256,9 +269,13 @@ class MemorySerializer(JsonObjectSerializer):
         "other content is stored as written with nothing derived.",
     )
     confidence = StrictFloatField(min_value=0.0, max_value=1.0, required=False)
-    key = StrictCharField(max_length=255, allow_null=True, required=False, trim_whitespace=False)
+    key = StrictCharField(
+        max_length=MAX_ID_CHARS, allow_null=True, required=False, trim_whitespace=False
+    )
     value = ValueField(allow_null=True, required=False)
-    importance = StrictIntegerField(min_value=1, max_value=5, allow_null=True, required=False)
+    importance = StrictIntegerField(
+        min_value=MIN_IMPORTANCE, max_value=MAX_IMPORTANCE, allow_null=True, required=False
+    )
     metadata = MetadataField(required=False)
     ttl_seconds = StrictIntegerField(
         min_value=1,
@@ -376,25 +393,25 @@ class MemorySerializer(JsonObjectSerializer):
 
 
 class MemoryListQuerySerializer(serializers.Serializer):
-    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    user_id = UserIdField()
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
     type = serializers.ChoiceField(choices=MemoryType.choices, required=False)
-    key = StrictCharField(max_length=255, required=False, trim_whitespace=False)
-    min_importance = serializers.IntegerField(min_value=1, max_value=5, required=False)
+    key = StrictCharField(max_length=MAX_ID_CHARS, required=False, trim_whitespace=False)
+    min_importance = serializers.IntegerField(
+        min_value=MIN_IMPORTANCE, max_value=MAX_IMPORTANCE, required=False
+    )
     cursor = serializers.CharField(
         required=False, max_length=200, help_text='From the `Link: rel="next"` header.'
     )
 
 
 class UserQuerySerializer(serializers.Serializer):
-    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    user_id = UserIdField()
 
 
 class OptionalUserQuerySerializer(serializers.Serializer):
-    user_id = StrictCharField(
-        max_length=255,
+    user_id = UserIdField(
         required=False,
-        trim_whitespace=False,
         help_text="Optional. When given, a memory of another user is a 404.",
     )
 
@@ -425,7 +442,7 @@ def now_context() -> dict:
 
 @extend_schema_serializer(component_name="Context")  # ContextRequest, not ContextRequestRequest
 class ContextRequestSerializer(JsonObjectSerializer):
-    user_id = StrictCharField(max_length=255, trim_whitespace=False)
+    user_id = UserIdField()
     query = StrictCharField(
         max_length=MAX_CONTENT_CHARS,
         allow_blank=True,
@@ -443,7 +460,9 @@ class ContextRequestSerializer(JsonObjectSerializer):
         max_length=4,
         help_text="Only these memory types.",
     )
-    min_importance = StrictIntegerField(min_value=1, max_value=5, required=False)
+    min_importance = StrictIntegerField(
+        min_value=MIN_IMPORTANCE, max_value=MAX_IMPORTANCE, required=False
+    )
     min_score = StrictFloatField(
         min_value=0.0,
         max_value=1.0,
@@ -569,7 +588,7 @@ class MemoryUpsertSerializer(MemorySerializer):
     """A create body in which key is required."""
 
     key = StrictCharField(
-        max_length=255,
+        max_length=MAX_ID_CHARS,
         trim_whitespace=False,
         help_text="Required and non-empty: the user's newest live memory with this key is "
         "updated, or a memory is created.",

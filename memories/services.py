@@ -19,7 +19,9 @@ from apikeys.models import AuditEvent
 from apikeys.services import record_event, record_events
 from memories import crypto, embeddings, text
 from memories.models import (
+    MAX_IMPORTANCE,
     MAX_VERSIONS_PER_MEMORY,
+    MIN_IMPORTANCE,
     Memory,
     MemoryEmbedding,
     MemoryTerm,
@@ -569,7 +571,7 @@ def memory_stats(*, owner_id: str, user_id: str) -> dict:
         "oldest": None,
         "newest": None,
         "by_type": dict.fromkeys(MemoryType.values, 0),
-        "by_importance": {str(level): 0 for level in range(1, 6)},
+        "by_importance": {str(level): 0 for level in range(MIN_IMPORTANCE, MAX_IMPORTANCE + 1)},
     }
     for is_deleted, is_expired, memory_type, importance, n, oldest, newest in groups:
         if is_deleted:

@@ -7,8 +7,8 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memories.models import MAX_CONTENT_CHARS
-from memories.rules import MEMORY_TYPES, Rule, _scalar, parse_rule
+from memories.models import MAX_CONTENT_CHARS, MAX_ID_CHARS, MemoryType
+from memories.rules import Rule, _scalar, parse_rule
 
 # The grammar as first written: correct, but its overlapping \s* and lazy groups backtrack
 # (cubic time). Kept here only as the oracle for short inputs.
@@ -22,7 +22,7 @@ def original_parse(content: str) -> Rule | None:
     if not match:
         return None
     memory_type, key = match["type"].lower(), match["key"]
-    if memory_type not in MEMORY_TYPES or not key or len(key) > 255:
+    if memory_type not in MemoryType.values or not key or len(key) > MAX_ID_CHARS:
         return None
     return Rule(type=memory_type, key=key, value=_scalar(match["value"]))
 

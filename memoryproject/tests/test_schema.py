@@ -8,6 +8,9 @@ import sys
 import pytest
 from rest_framework.test import APIClient
 
+from chat.services import EXTRACTION_SCHEMA
+from memories.models import MAX_ID_CHARS, MAX_IMPORTANCE, MIN_IMPORTANCE, MemoryType
+
 ID_RULE = re.compile(r"^(memories|chat|gdpr|service)_[a-z]+(_[a-z]+)*$")
 # What drf-spectacular derives from a path and a method when no id is set.
 DERIVED = re.compile(r"(^api_|_v1_|_(retrieve|destroy|partial_update)$)")
@@ -133,3 +136,37 @@ def test_a_standard_generator_builds_an_importable_client(schema, tmp_path):
     )
     assert check.returncode == 0, check.stderr
     assert check.stdout.split() == ["sync_detailed", "sync"]
+
+
+def _properties(schema):
+    """(name, property schema) of every request body property and every parameter: what
+    a client sends, and so what the limits apply to."""
+    for name, component in schema["components"]["schemas"].items():
+        if name.endswith("Request"):
+            yield from component.get("properties", {}).items()
+    for _, _, operation in operations(schema):
+        for parameter in operation.get("parameters", []):
+            yield parameter["name"], parameter["schema"]
+
+
+def test_schema_bounds_are_the_contract_constants(schema):
+    """The limits a generated client sees, and the extraction schema the LLM gets, are the
+    ones declared next to the model: a copy that drifts fails here."""
+    found = {"user_id": [], "key": [], "importance": [], "min_importance": []}
+    for name, prop in _properties(schema):
+        if name in ("user_id", "key"):
+            found[name].append(prop.get("maxLength"))
+        elif name in ("importance", "min_importance"):
+            found[name].append((prop.get("minimum"), prop.get("maximum")))
+    assert {name: set(values) for name, values in found.items()} == {
+        "user_id": {MAX_ID_CHARS},
+        "key": {MAX_ID_CHARS},
+        "importance": {(MIN_IMPORTANCE, MAX_IMPORTANCE)},
+        "min_importance": {(MIN_IMPORTANCE, MAX_IMPORTANCE)},
+    }
+    assert schema["components"]["schemas"]["MemoryTypeEnum"]["enum"] == MemoryType.values
+
+    item = EXTRACTION_SCHEMA["properties"]["memories"]["items"]["properties"]
+    assert item["type"]["enum"] == MemoryType.values
+    bounds = (item["importance"]["minimum"], item["importance"]["maximum"])
+    assert bounds == (MIN_IMPORTANCE, MAX_IMPORTANCE)
