@@ -2,7 +2,8 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from memories.models import MAX_CONTENT_CHARS
-from memories.serializers import JsonObjectSerializer, StrictCharField, UserIdField, ValueField
+from memories.serializers import JsonObjectSerializer, UserIdField, ValueField
+from memoryproject.parsing import StrictCharField
 
 MAX_MESSAGES = 100
 

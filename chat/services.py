@@ -13,7 +13,8 @@ from chat import llm
 from memories import services as memory_services
 from memories.models import MAX_IMPORTANCE, MIN_IMPORTANCE, Memory, MemoryType
 from memories.retrieval import retrieve_context
-from memories.serializers import MemorySerializer, check_json
+from memories.serializers import MemorySerializer
+from memoryproject.parsing import check_json
 
 logger = logging.getLogger(__name__)
 

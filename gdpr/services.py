@@ -19,7 +19,8 @@ from memories.models import (
     expired_q,
     live_q,
 )
-from memories.serializers import iso_datetime, memory_payload, version_payload
+from memories.serializers import memory_payload, version_payload
+from memoryproject.parsing import iso_datetime
 from replicas.services import fetch_rows
 
 # Rows read per round trip while an export streams, sized by bytes as well as rows: the

@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 from gdpr import services
 from gdpr.serializers import ErasureSerializer, ExportSerializer
 from memories.serializers import UserQuerySerializer
-from memories.views import query_params
+from memoryproject.parsing import query_params
 from memoryproject.schema import error_responses
 from replicas.routing import read_only
 

@@ -1,4 +1,3 @@
-import json
 import uuid
 from datetime import datetime, timedelta
 
@@ -19,6 +18,7 @@ from memories.crypto import (
     encrypt_json,
     encrypt_text,
 )
+from memoryproject.parsing import json_size
 
 # Memory Contract v1's limits, declared once. The fields and constraints below, the
 # serializers, the rules parser, the extraction schema the LLM gets and the OpenAPI schema
@@ -32,11 +32,6 @@ MAX_VALUE_BYTES = 10_000
 MAX_VALUE_DEPTH = 5
 MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
 DEFAULT_IMPORTANCE = 3  # how ranking treats a memory without importance
-
-
-def json_size(value) -> int:
-    """Bytes of value as compact UTF-8 JSON, as the limits count them."""
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 class CoveringIndex(models.Index):

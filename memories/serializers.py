@@ -1,6 +1,5 @@
 import copy
-import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
@@ -18,9 +17,17 @@ from memories.models import (
     Memory,
     MemoryType,
     MemoryVersion,
-    json_size,
 )
 from memories.rules import parse_rule
+from memoryproject.parsing import (
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictUUIDField,
+    check_json_limits,
+    iso_datetime,
+    json_size,
+)
 
 MAX_METADATA_BYTES = 5 * 1024
 MAX_METADATA_DEPTH = 5  # the top-level object is level 1
@@ -33,65 +40,6 @@ RULE_FIELDS = {"content", "type", "key", "value", "ingestion_mode"}
 TTL_TOLERANCE = timedelta(seconds=1)
 
 
-def has_lone_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")  # fails exactly on a lone surrogate, at C speed
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def check_json(value, path: str = "") -> None:
-    """Refuse what cannot round-trip through JSON and UTF-8: lone surrogates, NUL in
-    strings, non-finite numbers."""
-    # A loop, not recursion: the parser accepts nesting deeper than Python's stack.
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if has_lone_surrogate(item) or "\x00" in item:
-                raise serializers.ValidationError(
-                    f"Strings{path} must be valid Unicode without NUL characters."
-                )
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise serializers.ValidationError(f"Numbers{path} must be finite.")
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-
-
-def json_depth(value) -> int:
-    deepest = 0
-    pending = [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, (dict, list)):
-            depth += 1
-            deepest = max(deepest, depth)
-            children = item.values() if isinstance(item, dict) else item
-            pending.extend((child, depth) for child in children)
-    return deepest
-
-
-class StrictCharField(serializers.CharField):
-    """A JSON string only (no numbers turned into text), valid Unicode, no NUL."""
-
-    default_error_messages = {
-        "invalid": "Must be a string.",
-        "surrogate": "Must be valid Unicode text (no lone surrogates).",
-    }
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        if has_lone_surrogate(data):
-            self.fail("surrogate")
-        return super().to_internal_value(data)
-
-
 class UserIdField(StrictCharField):
     """The API's user_id, as models.UserIdField stores it: 1 to MAX_ID_CHARS characters,
     kept exactly as sent."""
@@ -100,53 +48,6 @@ class UserIdField(StrictCharField):
         kwargs.setdefault("max_length", MAX_ID_CHARS)
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
-
-
-class StrictFloatField(serializers.FloatField):
-    """A JSON number only: no strings, no booleans, finite."""
-
-    default_error_messages = {"invalid": "Must be a finite number."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            self.fail("invalid")
-        try:
-            value = float(data)
-        except OverflowError:
-            self.fail("invalid")
-        if not math.isfinite(value):
-            self.fail("invalid")
-        return super().to_internal_value(value)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer only (3.0 accepted): no strings, no booleans."""
-
-    default_error_messages = {"invalid": "Must be an integer."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            self.fail("invalid")
-        if isinstance(data, float):
-            if not math.isfinite(data) or not data.is_integer():
-                self.fail("invalid")
-            data = int(data)
-        return super().to_internal_value(data)
-
-
-def check_json_limits(data, *, max_bytes: int, max_depth: int) -> None:
-    """Refuse JSON nested deeper than max_depth levels of objects and arrays (the
-    outermost is level 1) or longer than max_bytes as compact UTF-8 JSON. Linear time."""
-    check_json(data)
-    if json_depth(data) > max_depth:
-        raise serializers.ValidationError(
-            f"Must be at most {max_depth} levels deep (the outermost object or array is level 1)."
-        )
-    size = json_size(data)
-    if size > max_bytes:
-        raise serializers.ValidationError(
-            f"Must be at most {max_bytes} bytes as compact JSON (got {size})."
-        )
 
 
 @extend_schema_field(
@@ -498,14 +399,6 @@ class ContextResponseSerializer(serializers.Serializer):
     )
 
 
-def iso_datetime(value):
-    # As DRF's DateTimeField writes it: ISO 8601, UTC as "Z".
-    if value is None:
-        return None
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def memory_payload(memory: Memory) -> dict:
     """MemorySerializer(memory).data without building the serializer's fields, which cost
     more than the rest of a create's response. test_serializers.py keeps the two equal."""
@@ -551,17 +444,6 @@ class MemoryBatchSerializer(JsonObjectSerializer):
 
 class MemoryBatchResponseSerializer(serializers.Serializer):
     memories = MemorySerializer(many=True, help_text="The stored memories, in request order.")
-
-
-class StrictUUIDField(serializers.UUIDField):
-    """A UUID written as a JSON string (DRF also takes integers)."""
-
-    default_error_messages = {"invalid": "Must be a valid UUID."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class MemoryBatchDeleteSerializer(JsonObjectSerializer):

@@ -34,6 +34,7 @@ from memories.serializers import (
     memory_payload,
     version_payload,
 )
+from memoryproject.parsing import query_params
 from memoryproject.schema import error_responses
 from replicas.routing import read_only
 
@@ -62,12 +63,6 @@ IDEMPOTENCY_PARAMETERS = [
         description="Present on a replayed response.",
     ),
 ]
-
-
-def query_params(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params.dict())
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class MemoryCollectionView(APIView):
