@@ -11,7 +11,6 @@ from apikeys import lockout
 from apikeys.models import ApiKey, hash_key
 from apikeys.services import BOOTSTRAP_PREFIX, ensure_bootstrap_key
 
-AUTH_REQUIRED = "Authentication required"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -56,7 +55,8 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             wait = lockout.record_failure(request)
             if wait is not None:
                 raise lockout.TooManyFailures(wait=wait)
-            raise exceptions.AuthenticationFailed(AUTH_REQUIRED)
+            # Its body is the same for every cause (memoryproject.errors.AUTH_REQUIRED).
+            raise exceptions.AuthenticationFailed()
         self._touch(api_key)
         request._request.api_key = api_key  # for the request log and rate-limit headers
         return api_key, api_key

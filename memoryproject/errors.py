@@ -1,4 +1,30 @@
-"""One place that turns every failure into a JSON error body."""
+"""Every failure answers JSON: {"detail": "..."} (plus "errors" for invalid input).
+
+error_body() builds every body. What is left of the layers, outermost first, and why
+each must exist:
+
+1. JsonErrorGuardMiddleware (middleware.py), outermost: a page Django renders itself as
+   HTML (a Host outside ALLOWED_HOSTS, a crash inside another middleware, DEBUG's
+   technical pages) becomes JSON, keeping status and headers. /admin/, /docs and
+   /static/ keep their HTML.
+2. BodySizeLimitMiddleware (middleware.py): 411, 400 and 413 for a body's framing, before
+   anything reads the body.
+3. json_exception_handler, DRF's EXCEPTION_HANDLER: everything a DRF view raises (every
+   /api/v1 endpoint, /health): DRF's own shapes, 401 always the same, 400 with
+   "errors", a database outage as 503.
+4. JsonErrorMiddleware (middleware.py), innermost: what escapes a view anyway (a non-DRF
+   view such as the admin's, or an exception DRF's handler leaves alone): a database
+   outage 503, a DRF exception as DRF would answer it (the admin login's lockout 429),
+   Http404 404, PermissionDenied 403, anything else logged and 500.
+5. handler400/403/404/500 in the root URLconf: what Django answers itself outside views
+   (a SuspiciousOperation raised in a middleware, a crash in one) without DEBUG, and the
+   catch-all route's 404 (also for a POST, which CSRF would otherwise answer with a 403,
+   and for /static/, which layer 1 leaves alone).
+
+Two spellings of the same JSON reach clients and are kept byte for byte (test_error_bodies):
+DRF renders compactly ({"detail":"..."}, layers 3), Django's JsonResponse with a space
+({"detail": "..."}, layers 1, 2, 4, 5).
+"""
 
 import logging
 import re
@@ -10,11 +36,11 @@ from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
 
-from apikeys.authentication import AUTH_REQUIRED
-
 logger = logging.getLogger(__name__)
 
 DATABASE_UNAVAILABLE = "Database unavailable"
+# Every authentication failure, whatever its cause, says only this.
+AUTH_REQUIRED = "Authentication required"
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -58,6 +84,19 @@ def is_database_down(exc: BaseException) -> bool:
     return True
 
 
+def database_down(exc: BaseException) -> bool:
+    """is_database_down, logged: the one place that decides a failure is an outage."""
+    if not is_database_down(exc):
+        return False
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return True
+
+
+def error_body(detail: str, errors=None) -> dict:
+    """Every error body: the detail, and for invalid input DRF's errors by field."""
+    return {"detail": detail} if errors is None else {"detail": detail, "errors": errors}
+
+
 def _first_error(errors, path: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str] | None:
     """The first message in DRF's error structure, with the field path that leads to it."""
     if isinstance(errors, dict):  # by field, or by position for a list field's items
@@ -91,8 +130,7 @@ def validation_detail(errors) -> str:
 
 def json_exception_handler(exc, context):
     """DRF exception handler: DRF's default first, then our shapes."""
-    if is_database_down(exc):
-        logger.warning("database unavailable: %s", type(exc).__name__)
+    if database_down(exc):
         exc = ServiceUnavailable()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
@@ -102,7 +140,7 @@ def json_exception_handler(exc, context):
     if response is None:
         return None  # JsonErrorMiddleware logs it and answers 500 JSON
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
-        response.data = {"detail": AUTH_REQUIRED}
+        response.data = error_body(AUTH_REQUIRED)
         response["WWW-Authenticate"] = "Bearer"
         response.status_code = status.HTTP_401_UNAUTHORIZED
     elif isinstance(exc, exceptions.ValidationError):
@@ -111,9 +149,9 @@ def json_exception_handler(exc, context):
             if isinstance(response.data, dict)
             else {"non_field_errors": response.data}
         )
-        response.data = {"detail": validation_detail(errors), "errors": errors}
+        response.data = error_body(validation_detail(errors), errors)
     elif isinstance(exc, exceptions.Throttled):
-        response.data = {"detail": "Rate limit exceeded"}
+        response.data = error_body("Rate limit exceeded")
     return response
 
 
@@ -127,8 +165,9 @@ STATUS_DETAILS = {
 
 
 def json_error(status_code: int, detail: str | None = None) -> JsonResponse:
+    """An error response outside DRF (layers 1, 2, 4 and 5 above)."""
     detail = detail or STATUS_DETAILS.get(status_code, "Error")
-    return JsonResponse({"detail": detail}, status=status_code)
+    return JsonResponse(error_body(detail), status=status_code)
 
 
 def handler404(request, exception=None):

@@ -8,13 +8,9 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from rest_framework.exceptions import APIException
 
-from memoryproject.errors import (
-    DATABASE_UNAVAILABLE,
-    STATUS_DETAILS,
-    is_database_down,
-    json_error,
-)
+from memoryproject.errors import DATABASE_UNAVAILABLE, STATUS_DETAILS, database_down, json_error
 
 logger = logging.getLogger("memoryproject.request")
 error_logger = logging.getLogger("memoryproject.errors")
@@ -82,9 +78,14 @@ class JsonErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if is_database_down(exception):
-            error_logger.warning("database unavailable: %s", type(exception).__name__)
+        if database_down(exception):
             return json_error(503, DATABASE_UNAVAILABLE)
+        if isinstance(exception, APIException):
+            # A DRF exception raised outside DRF (the admin login's lockout): as DRF answers.
+            response = json_error(exception.status_code, str(exception.detail))
+            if getattr(exception, "wait", None):
+                response["Retry-After"] = str(int(exception.wait))
+            return response
         if isinstance(exception, Http404):
             return json_error(404)
         if isinstance(exception, PermissionDenied):

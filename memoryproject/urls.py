@@ -3,7 +3,6 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from apikeys import lockout
 from memoryproject import errors
 from memoryproject.views import HealthView, StatusView
 
@@ -12,10 +11,10 @@ urlpatterns = [
     path("health", HealthView.as_view(), name="health"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
-    # Failed admin logins count against the client address like bad keys (apikeys.lockout).
-    path("admin/login/", lockout.guard(admin.site.login)),
+    path("admin/", include("apikeys.urls")),  # the login, behind the lockout
     path("admin/", admin.site.urls),
-    # chat first: its /memory/extract must win over the memories app's /memory/<id>.
+    # chat first: its /memory/extract must win over the memories app's catch-all for
+    # other paths under memory/ (a malformed memory id never matches <memory_id:>).
     path("api/v1/", include("chat.urls")),
     path("api/v1/", include("memories.urls")),
     path("api/v1/gdpr/", include("gdpr.urls")),

@@ -6,6 +6,8 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from apikeys import lockout
+
 pytestmark = pytest.mark.django_db
 
 # (name, method, path, with a key, body, extra headers) -> (status, body, headers checked)
@@ -37,6 +39,13 @@ CASES = {
         True,
         b"a=b",
         {"CONTENT_TYPE": "text/plain"},
+    ),
+    "host not allowed": (
+        "GET",
+        "/api/v1/memory?user_id=u1",
+        True,
+        None,
+        {"HTTP_HOST": "evil.example"},
     ),
 }
 
@@ -95,6 +104,7 @@ EXPECTED = {
         b'{"detail":"Unsupported media type \\"text/plain\\" in request."}',
         {"Allow": "GET, POST, HEAD, OPTIONS"},
     ),
+    "host not allowed": (400, b'{"detail": "Bad request"}', {}),
 }
 
 
@@ -115,3 +125,24 @@ def test_error_bytes_stay_the_same(api_key, name, debug):
     assert response["Content-Type"] == "application/json"
     names = ("WWW-Authenticate", "Allow", "Retry-After")
     assert {h: response[h] for h in names if response.has_header(h)} == headers
+
+
+@pytest.fixture
+def lockout_after_three(settings):
+    settings.AUTH_FAILURES_PER_MINUTE = 3
+    yield
+    lockout._blocked.clear()
+
+
+@pytest.mark.parametrize("path", ["/admin/login/", "/api/v1/memory?user_id=u1"])
+def test_locked_out_address_gets_the_same_429_bytes(lockout_after_three, path):
+    """The lockout answers alike from the admin login (a Django view) and the API (DRF)."""
+    client = APIClient(REMOTE_ADDR="203.0.113.7")
+    for _ in range(4):  # the fourth failure finds the bucket empty
+        client.post("/admin/login/", {"username": "root", "password": "guess"})
+    response = client.post(path, {"username": "root", "password": "guess"})
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    detail = "Too many failed authentication attempts from this address"
+    spacing = " " if path.startswith("/admin/") else ""  # Django's spelling, DRF's
+    assert response.content == f'{{"detail":{spacing}"{detail}"}}'.encode()
