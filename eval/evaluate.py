@@ -238,10 +238,7 @@ def load_dataset(dataset: dict) -> dict[str, dict]:
                 }
                 if item.get("metadata"):
                     data["metadata"] = item["metadata"]
-                serializer = MemorySerializer(
-                    data=data,
-                    context={"now": created_at},
-                )
+                serializer = MemorySerializer(data=data)
                 if not serializer.is_valid():
                     raise SystemExit(f"{user['user_id']}/{item['id']}: {serializer.errors}")
                 # A stable id per dataset memory: the ranker breaks exact score ties by id,

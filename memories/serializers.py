@@ -272,10 +272,10 @@ class MemorySerializer(JsonObjectSerializer):
         if ttl is None:
             attrs.setdefault("expires_at", None)
             return
-        # A new memory's clock is the service's; this one only checks expires_at against
-        # the TTL (within TTL_TOLERANCE), and the service derives the stored expiry.
-        created_at = self.instance.created_at if self.instance else self.context.get("now")
-        created_at = created_at or timezone.now()
+        # A new memory's clock is the service's (it sets created_at and derives the stored
+        # expiry from it); this reading only checks expires_at against the TTL, within
+        # TTL_TOLERANCE.
+        created_at = self.instance.created_at if self.instance else timezone.now()
         try:
             computed = created_at + timedelta(seconds=ttl)
         except OverflowError:
@@ -335,10 +335,6 @@ class MemoryStatsSerializer(serializers.Serializer):
     newest = serializers.DateTimeField(
         allow_null=True, help_text="created_at of the newest live memory."
     )
-
-
-def now_context() -> dict:
-    return {"now": timezone.now()}
 
 
 @extend_schema_serializer(component_name="Context")  # ContextRequest, not ContextRequestRequest

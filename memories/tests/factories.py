@@ -3,20 +3,16 @@ import threading
 from django.db import connections
 
 from memories import services
-from memories.serializers import MemorySerializer, now_context
+from memories.serializers import MemorySerializer
 
 
 def make_memory(owner_id: str, *, user_id: str = "user_1", now=None, **fields):
-    """Create a memory through the same validation and service as the API."""
+    """Create a memory through the same validation and service as the API; `now`
+    backdates it (the service's clock otherwise)."""
     data = {"user_id": user_id, "type": "fact", "content": "likes tea", **fields}
-    context = now_context()
-    if now is not None:
-        context["now"] = now
-    serializer = MemorySerializer(data=data, context=context)
+    serializer = MemorySerializer(data=data)
     serializer.is_valid(raise_exception=True)
-    return services.create_memory(
-        owner_id=owner_id, data=serializer.validated_data, now=context["now"]
-    )
+    return services.create_memory(owner_id=owner_id, data=serializer.validated_data, now=now)
 
 
 def run_concurrently(*actions) -> list[str]:

@@ -304,3 +304,39 @@ def test_orm_raw_sql_and_python_agree_on_what_is_live(db, hours_ago, placeholder
 
     assert python_live == orm_live == sql_live == index_live == expected_live
     assert python_expired == orm_expired == expected_expired
+
+
+# --- the service owns the clock --------------------------------------------------------
+
+
+def _stored(body) -> Memory:
+    return Memory.objects.get(pk=body["id"])
+
+
+def test_expiry_is_creation_plus_ttl_exactly_on_every_write_path(client):
+    """created_at, updated_at and expires_at of a new memory come from one clock read in
+    the service, whichever endpoint wrote it; a changed TTL counts from created_at."""
+    item = {"user_id": "user_1", "type": "fact", "ttl_seconds": 3600}
+    created = client.post(URL, {**item, "content": "single"}, format="json").json()
+    batch = client.post(
+        f"{URL}/batch",
+        {"memories": [{**item, "content": "first"}, {**item, "content": "second"}]},
+        format="json",
+    ).json()["memories"]
+    upsert = {**item, "content": "keyed", "key": "k"}
+    upserted = client.post(f"{URL}/upsert", upsert, format="json").json()
+    assert upserted["result"] == "created"
+    new_memories = [created, *batch, upserted["memory"]]
+    for body in new_memories:
+        memory = _stored(body)
+        assert memory.created_at == memory.updated_at
+        assert memory.expires_at == memory.created_at + timedelta(seconds=3600)
+        assert parse_time(body["expires_at"]) == memory.expires_at
+
+    changed = client.post(f"{URL}/upsert", {**upsert, "ttl_seconds": 60}, format="json").json()
+    assert changed["result"] == "updated"
+    patched = client.patch(f"{URL}/{created['id']}", {"ttl_seconds": 120}, format="json").json()
+    for body, ttl in ((changed["memory"], 60), (patched, 120)):
+        memory = _stored(body)
+        assert memory.expires_at == memory.created_at + timedelta(seconds=ttl)
+        assert parse_time(body["expires_at"]) == memory.expires_at
