@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connections, router
@@ -46,7 +47,6 @@ FALLBACK_POOL = 20  # most important and newest memories added as candidates
 # For large users they move slowly, so each worker reuses them for a short while.
 CORPUS_CACHE_MIN_MEMORIES = 2000
 CORPUS_CACHE_SECONDS = 30.0
-_corpus_cache: dict[tuple[str, str], tuple[float, float, float]] = {}
 RECENCY_HALF_LIFE_DAYS = 30.0
 # Pseudo-relevance feedback: up to PRF_TERMS stems of the PRF_DOCS best lexical matches
 # join the query with weight up to PRF_WEIGHT (docs/RETRIEVAL.md).
@@ -88,22 +88,6 @@ def _as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _live_filter_sql(alias: str, types, min_importance, connection) -> tuple[str, list]:
-    """WHERE conditions for one owner's user's live memories, on table alias; the owner,
-    user and time come first in the parameters, then the returned filter values."""
-    sql = (
-        f"{alias}.owner_id = %s AND {alias}.user_id = %s AND {live_sql(alias, connection, at='%s')}"
-    )
-    params: list = []
-    if types:
-        sql += f" AND {alias}.type IN ({', '.join(['%s'] * len(types))})"
-        params += list(types)
-    if min_importance is not None:
-        sql += f" AND {alias}.importance >= %s"
-        params.append(min_importance)
-    return sql, params
-
-
 def lexical_score(candidate: Scored) -> float:
     """BM25 as a share of what a memory of average length holding every word of the query
     once would score, capped at 1: comparable across queries, unlike a share of the best
@@ -114,9 +98,181 @@ def lexical_score(candidate: Scored) -> float:
     return min(1.0, candidate.bm25 / candidate.perfect)
 
 
+# --- the ranking statements' parts -------------------------------------------------------
+#
+# Both statements take named parameters. Each part below says which ones it reads and
+# adds the ones only it needs.
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose memories a request ranks, as of when, and its optional filters."""
+
+    owner_id: str
+    user_id: str
+    now: datetime
+    types: tuple[str, ...] = ()
+    min_importance: int | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.types) or self.min_importance is not None
+
+    def params(self, connection) -> dict:
+        """owner_id, user_id, now, and the filters' type_0, type_1, ..., min_importance."""
+        params = {
+            "owner_id": self.owner_id,
+            "user_id": self.user_id,
+            "now": connection.ops.adapt_datetimefield_value(self.now),
+        }
+        params.update((f"type_{i}", memory_type) for i, memory_type in enumerate(self.types))
+        if self.min_importance is not None:
+            params["min_importance"] = self.min_importance
+        return params
+
+    def live_sql(self, alias: str, connection, *, filtered: bool = True) -> str:
+        """The user's live memories (and, when filtered, only those the filters keep), as
+        a condition on the memories table under alias."""
+        sql = (
+            f"{alias}.owner_id = %(owner_id)s AND {alias}.user_id = %(user_id)s"
+            f" AND {live_sql(alias, connection)}"
+        )
+        if filtered and self.types:
+            names = ", ".join(f"%(type_{i})s" for i in range(len(self.types)))
+            sql += f" AND {alias}.type IN ({names})"
+        if filtered and self.min_importance is not None:
+            sql += f" AND {alias}.importance >= %(min_importance)s"
+        return sql
+
+
+def _terms_sql(weights: dict, params: dict) -> str:
+    """VALUES rows (term, weight, stem number) for hashed terms (see _hashed_weights);
+    adds term_0, weight_0, stem_0, term_1, ... to params."""
+    rows = []
+    for i, (term, (weight, stem)) in enumerate(weights.items()):
+        params.update({f"term_{i}": term, f"weight_{i}": weight, f"stem_{i}": stem})
+        rows.append(f"(%(term_{i})s, %(weight_{i})s, %(stem_{i})s)")
+    return "VALUES " + ", ".join(rows)
+
+
+def _hits_sql(scope: Scope, connection, *, term_condition: str) -> str:
+    """The user's live index rows whose term meets term_condition. Index rows exist only
+    for memories that are not soft-deleted, and carry their expiry: the memories table is
+    joined only for the optional filters."""
+    filter_join, filter_sql = "", ""
+    if scope.filtered:
+        filter_join = f"JOIN {Memory._meta.db_table} m ON m.id = t.memory_id"
+        filter_sql = " AND " + scope.live_sql("m", connection)
+    return f"""
+        SELECT t.memory_id, t.term, t.tf, t.doc_length
+        FROM {MemoryTerm._meta.db_table} t
+        {filter_join}
+        WHERE {term_condition} AND t.owner_id = %(owner_id)s AND t.user_id = %(user_id)s
+          AND {unexpired_sql("t", connection)}{filter_sql}"""  # noqa: S608 - table names from the models, conditions from Scope, values as named placeholders
+
+
+# BM25's corpus statistics (live count, average length) cost a scan of the user's rows.
+# For large users they move slowly, so each worker reuses them for a short while.
+class Corpus(NamedTuple):
+    """BM25's statistics over the user's live memories, the optional filters ignored."""
+
+    count: float
+    average_length: float
+
+
+class _CachedCorpus(NamedTuple):
+    corpus: Corpus
+    expires: float  # on time.monotonic()
+
+
+_corpus_cache: dict[tuple[str, str], _CachedCorpus] = {}
+
+
+def _cached_corpus(scope: Scope) -> Corpus | None:
+    cached = _corpus_cache.get((scope.owner_id, scope.user_id))
+    if cached is None or cached.expires <= time.monotonic():
+        return None
+    return cached.corpus
+
+
+def _remember_corpus(scope: Scope, corpus: Corpus) -> None:
+    if corpus.count < CORPUS_CACHE_MIN_MEMORIES:
+        return
+    if len(_corpus_cache) > 10_000:
+        _corpus_cache.clear()
+    expires = time.monotonic() + CORPUS_CACHE_SECONDS
+    _corpus_cache[(scope.owner_id, scope.user_id)] = _CachedCorpus(corpus, expires)
+
+
+def _corpus_sql(scope: Scope, connection, cached: Corpus | None, params: dict) -> str:
+    """The corpus statistics (n, avgdl): the cached ones as parameters corpus_count and
+    corpus_average_length, or else counted over a covering index."""
+    if cached is not None:
+        params["corpus_count"], params["corpus_average_length"] = cached
+        return (
+            "SELECT CAST(%(corpus_count)s AS DOUBLE PRECISION) AS n,"
+            " CAST(%(corpus_average_length)s AS DOUBLE PRECISION) AS avgdl"
+        )
+    return f"""
+        SELECT CAST(COUNT(*) AS DOUBLE PRECISION) AS n,
+               CAST(COALESCE(NULLIF(AVG(c.term_count), 0), 1) AS DOUBLE PRECISION) AS avgdl
+        FROM {Memory._meta.db_table} c
+        WHERE {scope.live_sql("c", connection, filtered=False)}"""  # noqa: S608 - table name from the model, live condition from Scope, values as named placeholders
+
+
+def _fallback_sql(scope: Scope, connection, pool: int, params: dict) -> str:
+    """CTEs important and recent: the pool most important (then newest) and the pool
+    newest live memories, each a LIMIT scan of its own index; adds fallback_pool."""
+    params["fallback_pool"] = pool
+    memory_table, live = Memory._meta.db_table, scope.live_sql("m", connection)
+    return f"""
+    important AS (
+        SELECT m.id FROM {memory_table} m WHERE {live}
+        ORDER BY COALESCE(m.importance, {DEFAULT_IMPORTANCE}) DESC, m.created_at DESC
+        LIMIT %(fallback_pool)s
+    ),
+    recent AS (
+        SELECT m.id FROM {memory_table} m WHERE {live}
+        ORDER BY m.created_at DESC LIMIT %(fallback_pool)s
+    )"""  # noqa: S608 - table name from the model, live condition from Scope, values as named placeholders
+
+
+# Per stem s, over every hash of it (one per key during a rotation) and the corpus c.
+_IDF = "LN(1 + (c.n - s.df + 0.5) / (s.df + 0.5))"
+# BM25's term-frequency part of index row h.
+_TF = f"h.tf * {K1 + 1} / (h.tf + {K1} * ({1 - B} + {B} * h.doc_length / c.avgdl))"
+
+
+class _CandidateRow(NamedTuple):
+    memory_id: uuid.UUID
+    bm25: float
+    importance: int | None
+    created_at: datetime
+    # The same on every row: the corpus, the perfect match's score, and each query term's
+    # weight times idf (terms sorted; None on SQLite, which has no feedback round).
+    count: float
+    average_length: float
+    perfect: float
+    # Encrypted, only on the best matches that feed back: the envelope, or for a row
+    # written before envelopes, its content column.
+    envelope: str | None
+    legacy_content: str | None
+    terms: list[int] | None
+    weights: list[float] | None
+
+
+@dataclass
+class FirstRound:
+    """What the feedback round reuses: corpus statistics and each query term's weight."""
+
+    corpus: Corpus
+    terms: list[int] | None
+    weights: list[float] | None
+
+
 def _lexical_candidates(
-    *, owner_id, user_id, weights: dict, limit, types, min_importance, now, pool_size, feedback=0
-) -> tuple[list[Scored], list[str]]:
+    scope: Scope, *, weights: dict, limit: int, pool_size: int, feedback: int = 0
+) -> tuple[list[Scored], list[str], FirstRound | None]:
     """One query: BM25 over the user's live memories for the hashed query terms, plus the
     most important and the newest live memories as fallback (and re-ranking) candidates;
     and the decrypted content of the `feedback` best matches.
@@ -125,37 +281,10 @@ def _lexical_candidates(
     fallback lists are index scans with LIMIT; only the corpus statistics (count and
     average length of the live memories, ignoring the optional filters) read every live
     row of the user, from a covering index."""
-    memory_table, term_table = Memory._meta.db_table, MemoryTerm._meta.db_table
     connection = connections[router.db_for_read(MemoryTerm)]  # a replica, when routed
-    live_filter, filter_params = _live_filter_sql("m", types, min_importance, connection)
-    term_unexpired = unexpired_sql("t", connection, at="%s")
-    now_value = connection.ops.adapt_datetimefield_value(now)
-    scope = [owner_id, user_id, now_value]
-    live_params = scope + filter_params
-    # Index rows exist only for memories that are not soft-deleted, and carry their
-    # expiry; the memories table is joined only for the optional filters.
-    filter_join, filter_sql = "", ""
-    if filter_params:
-        filter_join = f"JOIN {memory_table} m ON m.id = t.memory_id"
-        filter_sql = " AND " + live_filter
-    values = ", ".join(["(%s, %s, %s)"] * len(weights))
-    cached = _corpus_cache.get((owner_id, user_id))
-    if cached is not None and cached[2] > time.monotonic():
-        corpus_sql = (
-            "SELECT CAST(%s AS DOUBLE PRECISION) AS n, CAST(%s AS DOUBLE PRECISION) AS avgdl"
-        )
-        corpus_params = list(cached[:2])
-    else:
-        cached = None
-        corpus_sql = f"""
-        SELECT CAST(COUNT(*) AS DOUBLE PRECISION) AS n,
-               CAST(COALESCE(NULLIF(AVG(c.term_count), 0), 1) AS DOUBLE PRECISION) AS avgdl
-        FROM {memory_table} c
-        WHERE c.owner_id = %s AND c.user_id = %s AND {live_sql("c", connection, at="%s")}"""  # noqa: S608 - names from the models, values as placeholders
-        corpus_params = scope
-    # Per query stem (numbered, never sent in the clear): document frequency over all its
-    # hashes (one per key during a rotation), and idf.
-    idf = "LN(1 + (c.n - s.df + 0.5) / (s.df + 0.5))"
+    params = scope.params(connection)
+    params.update(pool=pool_size, feedback=feedback)
+    cached = _cached_corpus(scope)
     # What the feedback round reuses; it runs on PostgreSQL only (SQLite is for development).
     term_weights_sql = "SELECT NULL AS terms, NULL AS weights"
     if connection.vendor == "postgresql":
@@ -163,19 +292,15 @@ def _lexical_candidates(
         SELECT ARRAY_AGG(q.term ORDER BY q.term) AS terms,
                ARRAY_AGG(q.weight * s.idf ORDER BY q.term) AS weights
         FROM q JOIN stems s ON s.stem = q.stem"""
+    # The final rows' liveness is checked again: an index row may outlive a delete.
     sql = f"""
-    WITH q(term, weight, stem) AS (VALUES {values}),
-    corpus AS ({corpus_sql}),
-    hits AS (
-        SELECT t.memory_id, t.term, t.tf, t.doc_length
-        FROM {term_table} t
-        {filter_join}
-        WHERE t.term IN (SELECT term FROM q) AND t.owner_id = %s AND t.user_id = %s
-          AND {term_unexpired}{filter_sql}
+    WITH q(term, weight, stem) AS ({_terms_sql(weights, params)}),
+    corpus AS ({_corpus_sql(scope, connection, cached, params)}),
+    hits AS ({_hits_sql(scope, connection, term_condition="t.term IN (SELECT term FROM q)")}
     ),
     df AS (SELECT term, COUNT(*) AS df FROM hits GROUP BY term),
     stems AS (
-        SELECT s.stem, s.weight, {idf} AS idf
+        SELECT s.stem, s.weight, {_IDF} AS idf
         FROM (
             SELECT q.stem, MAX(q.weight) AS weight, SUM(COALESCE(d.df, 0)) AS df
             FROM q LEFT JOIN df d ON d.term = q.term GROUP BY q.stem
@@ -184,25 +309,15 @@ def _lexical_candidates(
     term_weights AS ({term_weights_sql}),
     perfect AS (SELECT COALESCE(SUM(idf), 0) AS score FROM stems WHERE weight >= 1),
     bm25 AS (
-        SELECT h.memory_id,
-               SUM(q.weight * s.idf
-                   * h.tf * {K1 + 1} / (h.tf + {K1} * ({1 - B} + {B} * h.doc_length / c.avgdl)))
-               AS score
+        SELECT h.memory_id, SUM(q.weight * s.idf * {_TF}) AS score
         FROM hits h JOIN q ON q.term = h.term JOIN stems s ON s.stem = q.stem
         CROSS JOIN corpus c
         GROUP BY h.memory_id
         ORDER BY score DESC
-        LIMIT %s
+        LIMIT %(pool)s
     ),
-    feedback AS (SELECT memory_id FROM bm25 ORDER BY score DESC, memory_id LIMIT %s),
-    important AS (
-        SELECT m.id FROM {memory_table} m WHERE {live_filter}
-        ORDER BY COALESCE(m.importance, {DEFAULT_IMPORTANCE}) DESC, m.created_at DESC LIMIT %s
-    ),
-    recent AS (
-        SELECT m.id FROM {memory_table} m WHERE {live_filter}
-        ORDER BY m.created_at DESC LIMIT %s
-    ),
+    feedback AS (SELECT memory_id FROM bm25 ORDER BY score DESC, memory_id LIMIT %(feedback)s),
+    {_fallback_sql(scope, connection, max(limit, FALLBACK_POOL), params)},
     candidates AS (
         SELECT memory_id AS id FROM bm25
         UNION SELECT id FROM important
@@ -212,144 +327,127 @@ def _lexical_candidates(
            CASE WHEN f.memory_id IS NULL THEN NULL ELSE m.envelope END,
            CASE WHEN f.memory_id IS NULL THEN NULL ELSE m.content END, w.terms, w.weights
     FROM candidates x
-    JOIN {memory_table} m ON m.id = x.id
+    JOIN {Memory._meta.db_table} m ON m.id = x.id
     LEFT JOIN bm25 b ON b.memory_id = x.id
     LEFT JOIN feedback f ON f.memory_id = x.id
     CROSS JOIN corpus c CROSS JOIN perfect p CROSS JOIN term_weights w
-    WHERE {live_filter}
-    """  # noqa: S608 - names and BM25 constants, values as placeholders
-    pool = max(limit, FALLBACK_POOL)
-    params: list = [p for term, row in weights.items() for p in (term, *row)]
-    params += corpus_params
-    params += [owner_id, user_id, now_value, *(live_params if filter_params else [])]
-    params += [pool_size, feedback]
-    params += [*live_params, pool]
-    params += [*live_params, pool]
-    params += live_params  # re-checked: an index row may outlive a concurrent delete
+    WHERE {scope.live_sql("m", connection)}
+    """  # noqa: S608 - parts built above from models, constants and Scope; values as named placeholders
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if cached is None and rows and rows[0][4] >= CORPUS_CACHE_MIN_MEMORIES:
-        if len(_corpus_cache) > 10_000:
-            _corpus_cache.clear()
-        expires = time.monotonic() + CORPUS_CACHE_SECONDS
-        _corpus_cache[(owner_id, user_id)] = (rows[0][4], rows[0][5], expires)
+        rows = [_CandidateRow(*row) for row in cursor.fetchall()]
+    if not rows:
+        return [], [], None
+    first = rows[0]
+    corpus = Corpus(first.count, first.average_length)
+    if cached is None:
+        _remember_corpus(scope, corpus)
     candidates = [
-        Scored(_as_uuid(mid), float(score), importance, _as_datetime(created), float(perfect))
-        for mid, score, importance, created, _, _, perfect, *_ in rows
+        Scored(
+            _as_uuid(row.memory_id),
+            float(row.bm25),
+            row.importance,
+            _as_datetime(row.created_at),
+            float(row.perfect),
+        )
+        for row in rows
     ]
-    best = [Memory.content_from_columns(row[7], row[8]) for row in rows if row[7] or row[8]]
-    first = FirstRound((rows[0][4], rows[0][5]), rows[0][9], rows[0][10]) if rows else None
-    return candidates, best, first
+    best = [
+        Memory.content_from_columns(row.envelope, row.legacy_content)
+        for row in rows
+        if row.envelope or row.legacy_content
+    ]
+    return candidates, best, FirstRound(corpus, first.terms, first.weights)
 
 
-@dataclass
-class FirstRound:
-    """What the feedback round reuses: corpus statistics and each query term's weight."""
-
-    corpus: tuple[float, float]
-    terms: list[int]
-    weights: list[float]
+class _FeedbackRow(NamedTuple):
+    memory_id: uuid.UUID
+    score: float  # expansion score; for a new memory, plus its query-term score
+    importance: int | None
+    created_at: datetime
 
 
 def _feedback_round(
-    *,
-    owner_id,
-    user_id,
-    expansion: dict,
-    first: FirstRound,
-    known: list[uuid.UUID],
-    types,
-    min_importance,
-    now,
-    pool_size,
+    scope: Scope, *, expansion: dict, first: FirstRound, known: list[uuid.UUID], pool_size: int
 ) -> list[Scored]:
     """BM25 of the expansion terms, reusing the first round (whose rows for common query
     words are the costly part): for the known candidates, the expansion score alone; for
     up to pool_size new memories, expansion plus query-term score. An expansion term in
     more than FEEDBACK_MAX_DF memories is dropped after reading that many of its rows."""
-    memory_table, term_table = Memory._meta.db_table, MemoryTerm._meta.db_table
     connection = connections[router.db_for_read(MemoryTerm)]  # a replica, when routed
-    live_filter, filter_params = _live_filter_sql("m", types, min_importance, connection)
-    term_unexpired = unexpired_sql("t", connection, at="%s")
-    now_value = connection.ops.adapt_datetimefield_value(now)
-    live_params = [owner_id, user_id, now_value, *filter_params]
-    filter_join, filter_sql = "", ""
-    if filter_params:
-        filter_join = f"JOIN {memory_table} m ON m.id = t.memory_id"
-        filter_sql = " AND " + live_filter
-    values = ", ".join(["(%s, %s, %s)"] * len(expansion))
-    idf = "LN(1 + (c.n - s.df + 0.5) / (s.df + 0.5))"
-    norm = f"h.tf * {K1 + 1} / (h.tf + {K1} * ({1 - B} + {B} * h.doc_length / c.avgdl))"
+    params = scope.params(connection)
+    params.update(
+        corpus_count=first.corpus.count,
+        corpus_average_length=first.corpus.average_length,
+        known=known,
+        pool=pool_size,
+        query_terms=first.terms,
+        query_weights=first.weights,
+    )
     sql = f"""
-    WITH q(term, weight, stem) AS (VALUES {values}),
+    WITH q(term, weight, stem) AS ({_terms_sql(expansion, params)}),
     corpus AS (
-        SELECT CAST(%s AS DOUBLE PRECISION) AS n, CAST(%s AS DOUBLE PRECISION) AS avgdl
+        SELECT CAST(%(corpus_count)s AS DOUBLE PRECISION) AS n,
+               CAST(%(corpus_average_length)s AS DOUBLE PRECISION) AS avgdl
     ),
     hits AS (
         SELECT t.memory_id, t.term, t.tf, t.doc_length
-        FROM q CROSS JOIN LATERAL (
-            SELECT t.memory_id, t.term, t.tf, t.doc_length
-            FROM {term_table} t
-            {filter_join}
-            WHERE t.term = q.term AND t.owner_id = %s AND t.user_id = %s
-              AND {term_unexpired}{filter_sql}
+        FROM q CROSS JOIN LATERAL ({_hits_sql(scope, connection, term_condition="t.term = q.term")}
             LIMIT {FEEDBACK_MAX_DF + 1}
         ) t
     ),
     df AS (SELECT term, COUNT(*) AS df FROM hits GROUP BY term),
     stems AS (
-        SELECT s.stem, CASE WHEN s.df > {FEEDBACK_MAX_DF} THEN 0 ELSE {idf} END AS idf
+        SELECT s.stem, CASE WHEN s.df > {FEEDBACK_MAX_DF} THEN 0 ELSE {_IDF} END AS idf
         FROM (
             SELECT q.stem, SUM(COALESCE(d.df, 0)) AS df
             FROM q LEFT JOIN df d ON d.term = q.term GROUP BY q.stem
         ) s CROSS JOIN corpus c
     ),
     expanded AS (
-        SELECT h.memory_id, SUM(q.weight * s.idf * {norm}) AS score
+        SELECT h.memory_id, SUM(q.weight * s.idf * {_TF}) AS score
         FROM hits h JOIN q ON q.term = h.term JOIN stems s ON s.stem = q.stem
         CROSS JOIN corpus c
         GROUP BY h.memory_id
     ),
     fresh AS (
         SELECT memory_id FROM expanded
-        WHERE score > 0 AND NOT (memory_id = ANY(%s::uuid[]))
-        ORDER BY score DESC, memory_id LIMIT %s
+        WHERE score > 0 AND NOT (memory_id = ANY(%(known)s::uuid[]))
+        ORDER BY score DESC, memory_id LIMIT %(pool)s
     ),
     own AS (
-        SELECT h.memory_id, SUM(o.weight * {norm}) AS score
-        FROM {term_table} h
-        JOIN UNNEST(%s::bigint[], %s::double precision[]) AS o(term, weight)
-          ON o.term = h.term
+        SELECT h.memory_id, SUM(o.weight * {_TF}) AS score
+        FROM {MemoryTerm._meta.db_table} h
+        JOIN UNNEST(%(query_terms)s::bigint[], %(query_weights)s::double precision[])
+          AS o(term, weight) ON o.term = h.term
         CROSS JOIN corpus c
         WHERE h.memory_id IN (SELECT memory_id FROM fresh)
         GROUP BY h.memory_id
     )
     SELECT m.id, e.score + COALESCE(o.score, 0), m.importance, m.created_at
     FROM expanded e
-    JOIN {memory_table} m ON m.id = e.memory_id
+    JOIN {Memory._meta.db_table} m ON m.id = e.memory_id
     LEFT JOIN own o ON o.memory_id = e.memory_id
-    WHERE (e.memory_id = ANY(%s::uuid[]) OR e.memory_id IN (SELECT memory_id FROM fresh))
-      AND {live_filter}
-    """  # noqa: S608 - names and BM25 constants, values as placeholders
-    params: list = [p for term, row in expansion.items() for p in (term, *row)]
-    params += [*first.corpus, owner_id, user_id, now_value, *(live_params if filter_params else [])]
-    params += [known, pool_size, first.terms, first.weights, known, *live_params]
+    WHERE (e.memory_id = ANY(%(known)s::uuid[]) OR e.memory_id IN (SELECT memory_id FROM fresh))
+      AND {scope.live_sql("m", connection)}
+    """  # noqa: S608 - parts built above from models, constants and Scope; values as named placeholders
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        rows = [_FeedbackRow(*row) for row in cursor.fetchall()]
     return [
-        Scored(_as_uuid(mid), float(score), importance, _as_datetime(created))
-        for mid, score, importance, created in rows
+        Scored(
+            _as_uuid(row.memory_id), float(row.score), row.importance, _as_datetime(row.created_at)
+        )
+        for row in rows
     ]
 
 
-def _fallback_candidates(*, owner_id, user_id, limit, types, min_importance, now) -> list[Scored]:
-    rows = Memory.objects.for_owner(owner_id).live(now).filter(user_id=user_id)
-    if types:
-        rows = rows.filter(type__in=types)
-    if min_importance is not None:
-        rows = rows.filter(importance__gte=min_importance)
+def _fallback_candidates(scope: Scope, *, limit: int) -> list[Scored]:
+    rows = Memory.objects.for_owner(scope.owner_id).live(scope.now).filter(user_id=scope.user_id)
+    if scope.types:
+        rows = rows.filter(type__in=scope.types)
+    if scope.min_importance is not None:
+        rows = rows.filter(importance__gte=scope.min_importance)
     rows = rows.order_by(Coalesce("importance", DEFAULT_IMPORTANCE).desc(), "-created_at")
     return [
         Scored(mid, 0.0, importance, created)
@@ -414,37 +512,29 @@ def retrieve_context(
     now = timezone.now()
     semantic = bool(settings.OPENAI_EMBEDDING_MODEL and query.strip())
     stem_weights = text.query_terms(query)
-    scope = dict(
-        owner_id=owner_id,
-        user_id=user_id,
-        limit=limit,
-        types=types,
-        min_importance=min_importance,
-        now=now,
-    )
+    scope = Scope(owner_id, user_id, now, tuple(types or ()), min_importance)
     if stem_weights:
         pool_size = SEMANTIC_POOL if semantic else LEXICAL_POOL
         weights = _hashed_weights(owner_id=owner_id, user_id=user_id, stem_weights=stem_weights)
         vendor = connections[router.db_for_read(MemoryTerm)].vendor
         feedback = PRF_DOCS if vendor == "postgresql" else 0
         candidates, best, first = _lexical_candidates(
-            weights=weights, pool_size=pool_size, feedback=feedback, **scope
+            scope, weights=weights, limit=limit, pool_size=pool_size, feedback=feedback
         )
         expansion = _feedback_stems(best, stem_weights) if best else {}
         if expansion and first is not None and first.terms is not None:
-            scope.pop("limit")
             extra = _feedback_round(
+                scope,
                 expansion=_hashed_weights(
                     owner_id=owner_id, user_id=user_id, stem_weights=expansion
                 ),
                 first=first,
                 known=[c.memory_id for c in candidates],
                 pool_size=FEEDBACK_POOL,
-                **scope,
             )
             _add_feedback(candidates, extra)
     else:
-        candidates = _fallback_candidates(**scope)
+        candidates = _fallback_candidates(scope, limit=limit)
 
     for c in candidates:
         importance, recency = _importance(c.importance), _recency(c.created_at, now)
