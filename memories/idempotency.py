@@ -5,11 +5,15 @@ A request with a key runs in one transaction that:
    held by another request (on any worker or host: the lock lives in PostgreSQL), the
    answer is 409. A failed request's rollback, or a dead worker's lost connection, releases
    the lock at once: nothing is left behind to expire;
-2. looks the key up: a kept response for the same method, path and parsed body is replayed;
-   for another request it is a 422; none (or an expired one) lets the request run;
-3. runs the request and, if it answered 2xx, stores its response (encrypted) in the same
-   transaction, so the memory and the kept response commit together or not at all. A
-   failure (4xx, 5xx, any exception) keeps nothing, and the key may be used again.
+2. looks the key up, in the same statement as 1: a kept response for the same method, path
+   and parsed body is replayed; for another request it is a 422; none (or an expired one)
+   lets the request run;
+3. runs the request and, if it answered 2xx, stores its response (encrypted) and the users
+   it is about in one more statement, in the same transaction, so the memory and the kept
+   response commit together or not at all. A failure (4xx, 5xx, any exception) keeps
+   nothing, and the key may be used again.
+A new key thus costs two statements besides the request's own (the write path of a create
+is one), plus the transaction's BEGIN and COMMIT.
 
 Kept responses expire after KEEP: an expired one is never replayed and is replaced in place
 when its key comes back. `manage.py purge_idempotency_keys` deletes expired rows, and about
@@ -89,94 +93,112 @@ def key_lock_id(owner_id: str, key: str) -> int:
     return int.from_bytes(hashlib.blake2b(message, digest_size=8).digest(), "big", signed=True)
 
 
-def _lock(*, owner_id: str, key: str) -> None:
-    """Inside the request's transaction: hold the key until the transaction ends, or
-    refuse with 409 if another request holds it now."""
-    db = connections[DEFAULT_DB_ALIAS]
-    with db.cursor() as cursor:
-        if db.vendor == "postgresql":
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key_lock_id(owner_id, key)])
-            if not cursor.fetchone()[0]:
-                raise StillInProgress()
-        else:
-            table = db.ops.quote_name(IdempotentRequest._meta.db_table)
-            cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")  # the write lock  # noqa: S608 - table name from the model
-
-
-# Both statements run on every request with a key: written once here, not built by the ORM
+# The statements run on every request with a key: written once here, not built by the ORM
 # per request (that cost more CPU than the rest of a create).
 @functools.cache
-def _lookup_sql(alias: str) -> str:
+def _claim_sql(alias: str) -> str:
+    """The key's kept response, if any; on PostgreSQL preceded by whether this
+    transaction now holds the key's lock (one round trip for both)."""
     quote = connections[alias].ops.quote_name
-    return (
+    lookup = (
         f"SELECT id, request_hash, response_status, response_body, expires_at > %s "  # noqa: S608 - names from the model, values as placeholders
         f"FROM {quote(IdempotentRequest._meta.db_table)} "
         f"WHERE owner_id = %s AND {quote('key')} = %s"
+    )
+    if connections[alias].vendor != "postgresql":
+        return lookup
+    # The row may be read before the lock is taken (one statement, one snapshot): a
+    # response kept by a request that ended in between is caught by _keep_sql instead.
+    return (
+        f"SELECT pg_try_advisory_xact_lock(%s), kept.* "  # noqa: S608 - the lookup above, the lock id as a placeholder
+        f"FROM (SELECT 1) AS one LEFT JOIN ({lookup}) AS kept ON true"
     )
 
 
 @functools.cache
 def _keep_sql(alias: str) -> str:
+    """Store a response under a new key, or over the key's expired one; no row when the
+    key holds a live response. On PostgreSQL the same statement replaces the list of
+    users whose data the response holds."""
     quote = connections[alias].ops.quote_name
+    table = quote(IdempotentRequest._meta.db_table)
     columns = ("owner_id", "key", "request_hash", "response_status", "response_body")
     columns += ("created_at", "expires_at")
     replaced = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns[2:])
+    keep = (
+        f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 - names from the model, values as placeholders
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT (owner_id, {quote('key')}) DO UPDATE SET {replaced} "
+        f"WHERE {table}.expires_at <= excluded.created_at RETURNING id"
+    )
+    if connections[alias].vendor != "postgresql":
+        return keep
+    users = quote(IdempotentRequestUser._meta.db_table)
     return (
-        f"INSERT INTO {quote(IdempotentRequest._meta.db_table)} "  # noqa: S608 - names from the model, values as placeholders
-        f"({', '.join(quote(c) for c in columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT (owner_id, {quote('key')}) DO UPDATE SET {replaced} RETURNING id"
+        f"WITH kept AS ({keep}), "  # noqa: S608 - names from the model, values as placeholders
+        f"gone AS (DELETE FROM {users} WHERE request_id IN (SELECT id FROM kept)), "
+        f"added AS (INSERT INTO {users} (request_id, owner_id, user_id) "
+        f"SELECT id, %s, UNNEST(%s::varchar[]) FROM kept) "
+        f"SELECT id FROM kept"
     )
 
 
-def _kept_response(*, owner_id: str, key: str, request: dict) -> tuple[Response | None, int]:
-    """Under the key's lock: (the kept response to replay or None to run the request, the
-    id of an expired row to replace or 0), or 422 if the key was used with another request."""
+def _claim(*, owner_id: str, key: str, request: dict) -> Response | None:
+    """Inside the request's transaction: hold the key until the transaction ends (409 if
+    another request holds it now); return its kept response to replay, or None to run the
+    request (422 if the key was used with another request)."""
     db = connections[DEFAULT_DB_ALIAS]
+    now = db.ops.adapt_datetimefield_value(timezone.now())
     with db.cursor() as cursor:
-        now = db.ops.adapt_datetimefield_value(timezone.now())
-        cursor.execute(_lookup_sql(db.alias), [now, owner_id, key])
-        row = cursor.fetchone()
-    if row is None:
-        return None, 0
+        if db.vendor == "postgresql":
+            cursor.execute(_claim_sql(db.alias), [key_lock_id(owner_id, key), now, owner_id, key])
+            held, *row = cursor.fetchone()
+            if not held:
+                raise StillInProgress()
+        else:
+            table = db.ops.quote_name(IdempotentRequest._meta.db_table)
+            cursor.execute(f"UPDATE {table} SET id = id WHERE 1 = 0")  # the write lock  # noqa: S608 - table name from the model
+            cursor.execute(_claim_sql(db.alias), [now, owner_id, key])
+            row = cursor.fetchone() or [None] * 5
     row_id, stored_hash, status_code, body, live = row
-    if not live:
-        return None, row_id
+    if row_id is None or not live:
+        return None
     if not _same_request(stored_hash, **request):
         raise DifferentRequest()
     return Response(
         crypto.decrypt_json(body), status=status_code, headers={REPLAYED_HEADER: "true"}
-    ), 0
+    )
 
 
 def _keep(
-    *,
-    owner_id: str,
-    key: str,
-    request: dict,
-    response: Response,
-    user_ids: Iterable[str],
-    replaces: int,
+    *, owner_id: str, key: str, request: dict, response: Response, user_ids: Iterable[str]
 ) -> None:
-    """Under the key's lock, in the request's transaction: store its response (over the
-    expired row `replaces`, if any) and the users whose data it holds."""
+    """Under the key's lock, in the request's transaction: store its response and the
+    users whose data it holds."""
     db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
     prep = db.ops.adapt_datetimefield_value
     params = [owner_id, key, request_hash(**request), response.status_code]
     params += [crypto.encrypt_json(response.data), prep(now), prep(now + KEEP)]
     users = sorted(set(user_ids))
+    postgresql = db.vendor == "postgresql"
     with db.cursor() as cursor:
-        cursor.execute(_keep_sql(db.alias), params)
-        (row_id,) = cursor.fetchone()
-        if replaces:
-            IdempotentRequestUser.objects.filter(request_id=replaces).delete()
-        if users:
-            table = db.ops.quote_name(IdempotentRequestUser._meta.db_table)
-            values = ", ".join(["(%s, %s, %s)"] * len(users))
-            cursor.execute(
-                f"INSERT INTO {table} (request_id, owner_id, user_id) VALUES {values}",  # noqa: S608 - table name from the model, values as placeholders
-                [value for user_id in users for value in (row_id, owner_id, user_id)],
-            )
+        cursor.execute(_keep_sql(db.alias), [*params, owner_id, users] if postgresql else params)
+        row = cursor.fetchone()
+        if row is None:
+            # PostgreSQL only: _claim read the key before its lock was granted, while
+            # another request with the key was ending. That request's response stands;
+            # this one rolls back, and a retry replays the response.
+            raise StillInProgress()
+        if not postgresql:
+            IdempotentRequestUser.objects.filter(request_id=row[0]).delete()
+            if users:
+                table = db.ops.quote_name(IdempotentRequestUser._meta.db_table)
+                values = ", ".join(["(%s, %s, %s)"] * len(users))
+                cursor.execute(
+                    f"INSERT INTO {table} (request_id, owner_id, user_id) VALUES {values}",  # noqa: S608 - table name from the model, values as placeholders
+                    [value for user_id in users for value in (row[0], owner_id, user_id)],
+                )
 
 
 def purge_expired(*, limit: int | None = None) -> int:
@@ -205,8 +227,7 @@ def idempotent(user_ids: Callable[[dict], Iterable[str]]):
             owner_id = request.auth.owner_id
             sent = {"method": request.method, "path": request.path, "data": request.data}
             with transaction.atomic():
-                _lock(owner_id=owner_id, key=key)
-                kept, replaces = _kept_response(owner_id=owner_id, key=key, request=sent)
+                kept = _claim(owner_id=owner_id, key=key, request=sent)
                 if kept is not None:
                     return kept
                 response = handler(view, request, *args, **kwargs)
@@ -218,7 +239,6 @@ def idempotent(user_ids: Callable[[dict], Iterable[str]]):
                     request=sent,
                     response=response,
                     user_ids=user_ids(response.data),
-                    replaces=replaces,
                 )
             if random.randrange(PURGE_EVERY) == 0:
                 purge_expired(limit=PURGE_BATCH)

@@ -168,6 +168,17 @@ def test_an_expired_response_is_not_replayed(client):
     assert post(client, body={**BODY, "content": "Plays the viola"})["Idempotent-Replayed"]
 
 
+def test_a_replaced_expired_response_lists_only_its_own_users(client):
+    post(client, path=f"{URL}/batch", body={"memories": [BODY, {**BODY, "user_id": "u2"}]})
+    IdempotentRequest.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert post(client, body={**BODY, "user_id": "u3"}).status_code == 200
+
+    users = IdempotentRequestUser.objects.values_list("request__key", "user_id")
+    assert list(users) == [("key-1", "u3")]
+    assert IdempotentRequest.objects.get().expires_at > timezone.now()
+
+
 def test_purge_command_deletes_expired_records_only(client, capsys):
     post(client, key="old")
     post(client, key="new")
