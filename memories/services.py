@@ -17,7 +17,7 @@ from rest_framework.exceptions import NotFound
 
 from apikeys.models import AuditEvent
 from apikeys.services import record_event, record_events
-from memories import crypto, embeddings, text
+from memories import analyze, crypto, embeddings, text
 from memories.models import (
     MAX_IMPORTANCE,
     MAX_VERSIONS_PER_MEMORY,
@@ -275,6 +275,7 @@ def create_memories(
         memories.append(memory)
         versions.append(_version(memory, event=MemoryVersion.Event.CREATED, number=1))
     _insert_created(memories, versions, terms)
+    analyze.note_created(len(memories))
     # The embeddings API is a network call: made after commit, off the request's path.
     for memory in memories:
         embeddings.schedule_embedding(memory)

@@ -1,0 +1,76 @@
+"""Fresh planner statistics after large writes, without waiting for autovacuum.
+
+PostgreSQL plans each query from statistics that ANALYZE gathers: the rows of a table
+and how they spread over owners and users. A table that was never analyzed, or grew far
+beyond what its statistics describe (a bulk load, before autovacuum's autoanalyze comes
+round, or on a server where autovacuum is off), looks to the planner as if every user had
+one memory, and the hot queries then pick the wrong index: right after loading 28,000
+memories, context took 390 ms instead of 18, a look-up by key 15 ms instead of 2
+(docs/PERFORMANCE.md, "Planner statistics after a bulk load").
+
+So each process counts the memories it creates, and every CHECK_EVERY of them asks
+PostgreSQL (pg_stat_user_tables) whether the tables those queries read changed by more
+than GROWTH of the rows their last ANALYZE saw (and at least MIN_ROWS); those it
+analyzes, one process at a time. ANALYZE reads a sample of at most 30,000 rows however
+large the table is (default_statistics_target 100): about 0.1-0.5 s, paid after
+commit by the request that crosses the mark. GROWTH is 0.5 rather than autoanalyze's 0.1
+so that a bulk load analyzes a few times (each estimate is then off by less than 1.5x),
+not at every tenth of growth. SQLite plans without statistics: nothing to do there.
+"""
+
+import logging
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from memories.models import Memory, MemoryTerm
+
+logger = logging.getLogger(__name__)
+
+CHECK_EVERY = 1_000  # memories a process creates between two looks at the statistics
+MIN_ROWS = 1_000  # never analyze for fewer changed rows than this
+GROWTH = 0.5  # changed rows since the last ANALYZE, as a fraction of the rows it saw
+LOCK_ID = 0x616E616C797A65  # "analyze": one process analyzes at a time, on any host
+
+_created_since_check = 0
+
+
+def note_created(count: int) -> None:
+    """After count memories were written: every CHECK_EVERY of them, once the write has
+    committed, analyze the tables that need it."""
+    global _created_since_check
+    # Unlocked: two threads may lose an increment, which moves the next look a little.
+    _created_since_check += count
+    if _created_since_check < CHECK_EVERY:
+        return
+    _created_since_check = 0
+    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        transaction.on_commit(analyze_stale_tables, robust=True)
+
+
+def analyze_stale_tables() -> list[str]:
+    """ANALYZE the memory tables whose statistics are stale; the tables analyzed. Another
+    process analyzing now makes this one skip."""
+    db = connections[DEFAULT_DB_ALIAS]
+    tables = [model._meta.db_table for model in (Memory, MemoryTerm)]
+    with db.cursor() as cursor:
+        if db.pg_version >= 150000:
+            # This connection's own latest writes reach pg_stat_user_tables only once it
+            # has been idle: after this statement, before the next.
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+            "WHERE s.relname = ANY(%s) AND s.n_mod_since_analyze >= "
+            "GREATEST(%s, %s * GREATEST(c.reltuples, 0))",
+            [tables, MIN_ROWS, GROWTH],
+        )
+        stale = sorted(name for (name,) in cursor.fetchall())
+    if not stale:
+        return []
+    with transaction.atomic(), db.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_ID])
+        if not cursor.fetchone()[0]:
+            return []
+        for table in stale:
+            cursor.execute(f"ANALYZE {db.ops.quote_name(table)}")
+    logger.info("analyzed %s", ", ".join(stale))
+    return stale
