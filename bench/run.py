@@ -70,6 +70,7 @@ FLOOR_USER = "bench-floor"
 HUGE_LIMIT = 100_000_000
 ALL_SCENARIOS = [
     "create", "floor", "batch", "idempotent", "upsert", "list", "list-floor", "stats", "context",
+    "patch", "fresh",
 ]  # fmt: skip
 LIST_FLOOR_SIZE = 1000  # the list compared with its floor: this user's, or the first size
 BATCH_SIZE = 100  # memories per POST /api/v1/memory/batch
@@ -77,6 +78,10 @@ THROUGHPUT_CONCURRENCY = 8
 PRELOAD_PROCESSES = 2
 PRELOAD_CHUNK = 5_000
 BULK_ABOVE = 10_000  # bigger users load through bulk_create (same rows)
+PATCH_USER = "bench-patch"
+PATCH_MEMORIES = 100  # the patch scenario rotates over this many memories
+FRESH_USER = "bench-fresh"
+FRESH_SIZE = 10_000  # memories the fresh scenario loads through the batch API
 
 
 def user_for(size: int) -> str:
@@ -475,6 +480,137 @@ def check_responses(servers: dict, key: str, sizes: list[int]) -> None:
         assert status == 200 and floor_page == page, (size, len(floor_page))
 
 
+# --- patch and fresh: scenarios that set up their own data --------------------------------
+
+PATCH_LUA = """
+local requests = {{}}
+local items = {{
+{items}
+}}
+local i = 0
+init = function(args)
+  local headers = {{}}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Content-Type"] = "application/json"
+  for n, item in ipairs(items) do
+    requests[n] = wrk.format("PATCH", item[1], headers, item[2])
+  end
+  i = math.random(#requests)
+end
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end
+"""
+
+
+def run_patch(url: str, key: str, ids: list[str], seconds: int, workdir: Path) -> dict:
+    """wrk PATCHing the memories in turn, each time to another importance, so that each
+    request changes the memory and records a version."""
+    items = ",\n".join(
+        f"{{{lua_string(f'/api/v1/memory/{memory_id}')}, "
+        f"{lua_string(json.dumps({'importance': 1 + (n + turn) % 5}))}}}"
+        for turn in range(2)
+        for n, memory_id in enumerate(ids)
+    )
+    script = workdir / f"p{random.randrange(1 << 30)}.lua"
+    script.write_text(lua_script("PATCH", "/", key, None) + PATCH_LUA.format(items=items))
+    command = ["wrk", "-t2", f"-c{THROUGHPUT_CONCURRENCY}", f"-d{seconds}s", "--timeout", "30s"]
+    result = subprocess.run(
+        [*command, "-s", str(script), url + "/"],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH_JSON "))
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    return {
+        "requests": raw["requests"],
+        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        **{f"p{q}_ms": raw[f"p{q}_us"] / 1000 for q in (50, 95, 99)},
+        "errors": raw["status_errors"] + raw["socket_errors"],
+    }
+
+
+def fresh_bodies() -> list[dict]:
+    """FRESH_SIZE memories for the batch API, every tenth with a key."""
+    bodies = corpus.memories(FRESH_SIZE, FRESH_USER, seed=2020)
+    for n in range(0, FRESH_SIZE, 10):
+        bodies[n]["key"] = f"fresh_key_{n}"
+    return bodies
+
+
+def extra_scenarios(args, server: "Server", key: str, load, workdir: Path) -> list[dict]:
+    """patch: PATCH throughput (each PATCH records a history version). fresh (issue 20,
+    lever 6): FRESH_SIZE memories arrive through the batch API, then list, list by key,
+    upsert (unchanged: a look-up by key) and context are measured at once, with the
+    statistics the service left, and again after a plain ANALYZE (no VACUUM, which would
+    also set the visibility map). Run it alone (--scenarios fresh) to start from tables
+    with no statistics."""
+
+    def measure(scenario, method, path, bodies=None, size=None, ids=None) -> dict:
+        with CpuMeter(server) as meter:
+            if ids:
+                result = run_patch(server.url, key, ids, args.seconds, workdir)
+            else:
+                result = load(server.url, key, method, path, bodies, THROUGHPUT_CONCURRENCY,
+                              args.seconds, workdir)  # fmt: skip
+        result.update(meter.per_request(result["requests"]))
+        row = {"scenario": scenario, "size": size, "concurrency": THROUGHPUT_CONCURRENCY,
+               "method": method, "path": path.split("?")[0], **result}  # fmt: skip
+        print(f"  {scenario} c={THROUGHPUT_CONCURRENCY}: {row['rps']} req/s, p95 "
+              f"{row['p95_ms']:.2f} ms, cpu/req web {row['web_cpu_ms']} ms db "
+              f"{row['db_cpu_ms']} ms", flush=True)  # fmt: skip
+        return row
+
+    rows = []
+    if "patch" in args.scenarios and load is run_wrk:
+        bodies = create_bodies(PATCH_USER, PATCH_MEMORIES)
+        _, batch = call(server.url, key, "POST", "/api/v1/memory/batch", {"memories": bodies})
+        ids = [memory["id"] for memory in batch["memories"]]
+        for _ in range(args.rounds):
+            rows.append(measure("patch", "PATCH", "/api/v1/memory/{id}", ids=ids))
+    if "fresh" in args.scenarios:
+        bodies = fresh_bodies()
+        started = time.perf_counter()
+        for n in range(0, FRESH_SIZE, BATCH_SIZE):
+            status, _ = call(server.url, key, "POST", "/api/v1/memory/batch",
+                             {"memories": bodies[n : n + BATCH_SIZE]})  # fmt: skip
+            assert status == 200
+        print(f"  fresh: {FRESH_SIZE:,} memories through the batch API in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+        keyed = [body for body in bodies if "key" in body]
+        steps = [
+            ("list", "GET", f"/api/v1/memory?user_id={FRESH_USER}&limit=20", None),
+            ("list-key", "GET",
+             f"/api/v1/memory?user_id={FRESH_USER}&key={keyed[7]['key']}&limit=20", None),
+            ("upsert", "POST", "/api/v1/memory/upsert", keyed[:400]),
+            ("context", "POST", "/api/v1/memory/context", context_bodies(FRESH_USER)),
+        ]  # fmt: skip
+        for phase in ("fresh", "analyzed"):
+            if phase == "analyzed":
+                import psycopg
+
+                with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+                    conn.execute("ANALYZE")
+            for name, method, path, bodies_ in steps:
+                rows.append(measure(f"{phase}:{name}", method, path, bodies_, FRESH_SIZE))
+    return rows
+
+
+def fresh_ratios(rows: list[dict]) -> dict:
+    """Each fresh measurement against its analyzed twin: req/s and CPU per request."""
+    by = {r["scenario"]: r for r in rows}
+    out = {}
+    for name in ("list", "list-key", "upsert", "context"):
+        fresh, analyzed = by.get(f"fresh:{name}"), by.get(f"analyzed:{name}")
+        if fresh and analyzed:
+            cpu = [r["web_cpu_ms"] + r["db_cpu_ms"] for r in (fresh, analyzed)]
+            out[name] = {
+                "analyzed_over_fresh_rps": round(analyzed["rps"] / fresh["rps"], 2),
+                "fresh_over_analyzed_cpu": round(cpu[0] / cpu[1], 2),
+            }
+    return out
+
+
 # --- output ---------------------------------------------------------------------------------
 
 
@@ -664,6 +800,7 @@ def main() -> None:
                     f"cpu/req web {row['web_cpu_ms']} ms db {row['db_cpu_ms']} ms",
                     flush=True,
                 )
+            rows += extra_scenarios(args, server, key, load, workdir)
     finally:
         for server in set(servers.values()):
             server.stop()
@@ -680,6 +817,9 @@ def main() -> None:
     writes = write_ratios(rows)
     if writes:
         print(f"v1.1 writes: {writes}")
+    bulk_load = fresh_ratios(rows)
+    if bulk_load:
+        print(f"after a bulk load (target: analyzed/fresh <= 1.5): {bulk_load}")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = {
         "timestamp": stamp,
@@ -706,6 +846,7 @@ def main() -> None:
         "floor_ratios": floor_ratios,
         "context_scaling": scaling,
         "write_ratios": writes,
+        "bulk_load": bulk_load,
         "seconds": round(time.monotonic() - started, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
