@@ -302,7 +302,9 @@ def _version(memory: Memory, *, event: str, number: int) -> MemoryVersion:
 @functools.cache
 def _next_version_sql(alias: str) -> str:
     """Append a version numbered one past the memory's newest (the caller holds the
-    memory's row lock, so numbers cannot race)."""
+    memory's row lock, so numbers cannot race). On PostgreSQL the same statement drops
+    the versions that fall out of the newest MAX_VERSIONS_PER_MEMORY: a memory changed
+    more than that many times pays no second statement on every change."""
     quote = connections[alias].ops.quote_name
     table = quote(MemoryVersion._meta.db_table)
     fields = _insert_fields(MemoryVersion)
@@ -310,9 +312,17 @@ def _next_version_sql(alias: str) -> str:
     values = ", ".join(
         "COALESCE(MAX(version), 0) + 1" if field.name == "version" else "%s" for field in fields
     )
-    return (
+    append = (
         f"INSERT INTO {table} ({columns}) SELECT {values} FROM {table} "  # noqa: S608 - names from the model, values as placeholders
         f"WHERE memory_id = %s RETURNING version"
+    )
+    if connections[alias].vendor != "postgresql":
+        return append
+    # Both parts see the versions as they were before the statement.
+    return (
+        f"WITH trimmed AS (DELETE FROM {table} WHERE memory_id = %s AND version <= "  # noqa: S608 - names from the model, values as placeholders
+        f"(SELECT MAX(version) FROM {table} WHERE memory_id = %s) + 1 - {MAX_VERSIONS_PER_MEMORY}) "
+        f"{append}"
     )
 
 
@@ -326,11 +336,13 @@ def _record_version(memory: Memory, *, event: str) -> None:
         for field in fields
         if field.name != "version"
     ]
+    memory_id = Memory._meta.pk.get_db_prep_value(memory.pk, db)
+    postgresql = db.vendor == "postgresql"
     with db.cursor() as cursor:
-        memory_id = Memory._meta.pk.get_db_prep_value(memory.pk, db)
-        cursor.execute(_next_version_sql(db.alias), [*params, memory_id])
+        trim = [memory_id, memory_id] if postgresql else []
+        cursor.execute(_next_version_sql(db.alias), [*trim, *params, memory_id])
         (number,) = cursor.fetchone()
-    if number > MAX_VERSIONS_PER_MEMORY:
+    if number > MAX_VERSIONS_PER_MEMORY and not postgresql:
         MemoryVersion.objects.filter(
             memory_id=memory.pk, version__lte=number - MAX_VERSIONS_PER_MEMORY
         ).delete()
