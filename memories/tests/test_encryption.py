@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import TextField, Value
 
 from memories import crypto
-from memories.models import Memory, MemoryVersion
+from memories.models import IdempotentRequest, Memory, MemoryVersion
 from memories.tests.factories import make_memory
 
 pytestmark = pytest.mark.django_db
@@ -252,3 +252,16 @@ def test_an_envelope_names_the_key_that_sealed_it(settings):
     tampered = sealed_by_second[:-6] + ("AAAAAA" if sealed_by_second[-6:] != "AAAAAA" else "BBBBBB")
     with pytest.raises(crypto.UndecryptableData):
         crypto.decrypt_json(tampered)
+
+
+def test_a_kept_response_stored_as_a_fernet_token_still_replays(settings, client):
+    body = {"user_id": "u1", "type": "fact", "content": f"kept {MARKER}"}
+    first = client.post("/api/v1/memory", body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    fernet = MultiFernet([Fernet(key) for key in settings.ENCRYPTION_KEYS])
+    token = fernet.encrypt(json.dumps(first.json()).encode("utf-8")).decode("ascii")
+    IdempotentRequest.objects.update(response_body=Value(token, TextField()))
+
+    replay = client.post("/api/v1/memory", body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()
