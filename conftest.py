@@ -7,6 +7,7 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from rest_framework.test import APIClient
@@ -104,7 +105,7 @@ def service_env(database_url: str, **overrides) -> dict:
 
 
 @pytest.fixture(scope="session")
-def service_database_url() -> str:
+def service_database_url() -> Iterator[str]:
     """A migrated database of its own for server processes (the in-process tests run in
     transactions that other processes cannot see)."""
     base = os.environ["DATABASE_URL"]

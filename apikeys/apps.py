@@ -7,7 +7,7 @@ class ApikeysConfig(AppConfig):
     verbose_name = "API keys and audit log"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self):
+    def ready(self) -> None:
         from apikeys.lockout import record_login_failure
 
         user_login_failed.connect(record_login_failure, dispatch_uid="apikeys.lockout")

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
 from apikeys import lockout
 from apikeys.models import ApiKey, hash_key
@@ -19,7 +20,8 @@ def _lookup_sql(alias: str) -> str:
     """The key lookup, compiled once per process: building and compiling the queryset
     cost more CPU than running it."""
     query = ApiKey.objects.using(alias).filter(key_hash="placeholder").query
-    return query.get_compiler(alias).as_sql()[0]
+    sql: str = query.get_compiler(alias).as_sql()[0]
+    return sql
 
 
 def find_key(key_hash: str) -> ApiKey | None:
@@ -37,7 +39,7 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
     OperationalError here, which the error handler turns into 503.
     """
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[ApiKey, ApiKey]:
         lockout.check_address(request)
         scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         token = token.strip()
@@ -58,7 +60,8 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             # Its body is the same for every cause (memoryproject.errors.AUTH_REQUIRED).
             raise exceptions.AuthenticationFailed()
         self._touch(api_key)
-        request._request.api_key = api_key  # for the request log and rate-limit headers
+        # For the request log and rate-limit headers.
+        request._request.api_key = api_key  # type: ignore[attr-defined]
         return api_key, api_key
 
     @staticmethod
@@ -68,7 +71,7 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             return False
         return not hmac.compare_digest(token.encode(), settings.API_KEY.encode())
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return "Bearer"
 
     @staticmethod

@@ -21,11 +21,16 @@ import ipaddress
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions, status
 
 from apikeys.throttling import Bucket, take
+
+View = Callable[..., HttpResponse]
 
 _NAMESPACE = uuid.UUID("3f0c2a9e-5d4b-4d6e-9a51-7c2f0e8b1d3a")
 _blocked: dict[str, float] = {}  # address -> monotonic time until which it is refused
@@ -42,15 +47,16 @@ class TooManyFailures(exceptions.APIException):
         self.wait = wait  # sent as Retry-After
 
 
-def client_address(request) -> str:
+def client_address(request: HttpRequest) -> str:
     """The address failures are counted for (see the module docstring)."""
-    hops = settings.TRUSTED_PROXY_HOPS
+    hops: int = settings.TRUSTED_PROXY_HOPS
     if hops > 0:
-        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        header: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded = [a.strip() for a in header.split(",")]
         forwarded = [a for a in forwarded if a]
         if len(forwarded) >= hops:
             return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR", "")
+    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def _exempt(address: str) -> bool:
@@ -60,7 +66,7 @@ def _exempt(address: str) -> bool:
         return False
 
 
-def check_address(request) -> None:
+def check_address(request: HttpRequest) -> None:
     """Raise TooManyFailures while the request's address is refused in this process."""
     if not settings.AUTH_FAILURES_PER_MINUTE or not _blocked:
         return
@@ -74,7 +80,7 @@ def check_address(request) -> None:
         _blocked.pop(client_address(request), None)
 
 
-def record_failure(request) -> int | None:
+def record_failure(request: HttpRequest) -> int | None:
     """Count one failed authentication for the request's address. Past the limit, refuse
     the address in this process until a token is back, and return that wait in seconds."""
     limit = settings.AUTH_FAILURES_PER_MINUTE
@@ -91,17 +97,19 @@ def record_failure(request) -> int | None:
     return decision.retry_after
 
 
-def record_login_failure(sender, credentials, request=None, **kwargs) -> None:
+def record_login_failure(
+    sender: object, credentials: object, request: HttpRequest | None = None, **kwargs: object
+) -> None:
     """user_login_failed receiver: a failed admin login counts like a bad key."""
     if request is not None:
         record_failure(request)
 
 
-def guard(view):
+def guard(view: View) -> View:
     """Wrap a login view: a refused address gets 429 before its password is checked."""
 
     @functools.wraps(view)
-    def guarded(request, *args, **kwargs):
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         check_address(request)  # TooManyFailures: a JSON 429 (memoryproject.middleware)
         return view(request, *args, **kwargs)
 

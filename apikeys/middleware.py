@@ -1,10 +1,15 @@
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+
 class RateLimitHeadersMiddleware:
     """Adds the X-RateLimit-* headers to every response of a request that took a token."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         decision = getattr(request, "ratelimit", None)
         if decision is not None:

@@ -1,6 +1,7 @@
 import hashlib
 import hmac
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -82,12 +83,12 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.event} {self.owner_id} {self.created_at:%Y-%m-%d %H:%M:%S}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise PermissionError("Audit events are append-only")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("Audit events are append-only")
 
 

@@ -1,6 +1,7 @@
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +18,12 @@ class IssuedKey:
 
 
 def record_event(
-    *, event: str, owner_id: str, actor: str, target: str = "", details: dict | None = None
+    *,
+    event: str,
+    owner_id: str,
+    actor: str,
+    target: str = "",
+    details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one audit event; details must never hold secrets or memory content."""
     return AuditEvent.objects.create(
@@ -26,7 +32,12 @@ def record_event(
 
 
 def record_events(
-    *, event: str, owner_id: str, actor: str, targets: list[str], details: dict | None = None
+    *,
+    event: str,
+    owner_id: str,
+    actor: str,
+    targets: list[str],
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit event per target, in one statement (same rules as record_event)."""
     AuditEvent.objects.bulk_create(
@@ -38,7 +49,7 @@ def record_events(
 
 
 def create_api_key(
-    *, owner_id: str, rate_limit_per_minute: int = 60, metadata: dict | None = None
+    *, owner_id: str, rate_limit_per_minute: int = 60, metadata: dict[str, Any] | None = None
 ) -> IssuedKey:
     """Create a key for owner_id; the plaintext exists only in the returned value."""
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)

@@ -13,13 +13,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
 from rest_framework.throttling import BaseThrottle
 
 from apikeys.models import ApiKey, RateLimitBucket
+
+if TYPE_CHECKING:  # imported for annotations only: DRF's views import this module
+    from redis.commands.core import Script
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +115,7 @@ return {allowed, tokens_text, now_text}
 REDIS_RETRY_SECONDS = 5.0
 
 _redis_lock = threading.Lock()
-_redis_state: dict = {
+_redis_state: dict[str, Any] = {
     "url": None,
     "script": None,
     "down_until": float("-inf"),
@@ -118,7 +123,7 @@ _redis_state: dict = {
 }
 
 
-def _redis_script():
+def _redis_script() -> "Script":
     url = settings.REDIS_URL
     with _redis_lock:
         if _redis_state["url"] != url:
@@ -130,7 +135,8 @@ def _redis_script():
             _redis_state.update(
                 url=url, script=client.register_script(_LUA_TAKE), down_until=float("-inf")
             )
-        return _redis_state["script"]
+        script: Script = _redis_state["script"]
+        return script
 
 
 def _take_redis(api_key: ApiKey | Bucket) -> BucketDecision:
@@ -211,14 +217,14 @@ def take(api_key: ApiKey | Bucket) -> BucketDecision:
 class TokenBucketThrottle(BaseThrottle):
     """DRF throttle; the decision is kept on the request so headers go on every response."""
 
-    def allow_request(self, request, view):
+    def allow_request(self, request: "Request", view: "APIView") -> bool:
         api_key = request.auth
         if not isinstance(api_key, ApiKey):
             return True
         decision = take(api_key)
-        request._request.ratelimit = decision
+        request._request.ratelimit = decision  # type: ignore[attr-defined]
         self.decision = decision
         return decision.allowed
 
-    def wait(self):
+    def wait(self) -> float:
         return self.decision.retry_after

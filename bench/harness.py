@@ -43,7 +43,10 @@ def manage(env: dict, *args: str, timeout: float = 120) -> str:
 
 def new_key(env: dict, owner_id: str, rate_limit: int) -> str:
     output = manage(env, "generate_api_key", owner_id, "--rate-limit", str(rate_limit))
-    return KEY_PATTERN.search(output).group(0)
+    found = KEY_PATTERN.search(output)
+    if found is None:
+        raise RuntimeError(f"generate_api_key printed no key: {output[-2000:]}")
+    return found.group(0)
 
 
 def _admin(database_url: str, *statements: str) -> None:
@@ -314,7 +317,7 @@ class Pgbouncer:
         admin = psycopg.connect(self.url("pgbouncer"), autocommit=True, prepare_threshold=None)
         with admin, admin.cursor() as cursor:
             cursor.execute(f"SHOW {what}")
-            names = [column.name for column in cursor.description]
+            names = [column.name for column in cursor.description or []]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def log(self) -> str:

@@ -151,7 +151,7 @@ def complete(messages: list[dict], *, json_schema: dict | None = None) -> Comple
         raise LLMUpstreamError("The LLM server sent a message that is not text.")
     return Completion(
         text=text,
-        model=getattr(response, "model", None) or request["model"],
+        model=str(getattr(response, "model", None) or request["model"]),
         usage=_usage(response),
     )
 
@@ -212,8 +212,8 @@ def stream(messages: list[dict]) -> StreamedCompletion:
 
 
 def _usage(response) -> dict:
-    usage = getattr(response, "usage", None)
-    usage = usage.model_dump() if hasattr(usage, "model_dump") else {}
+    dump = getattr(getattr(response, "usage", None), "model_dump", None)
+    usage = dump() if dump is not None else {}
     return {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 

@@ -16,7 +16,7 @@ class MessageSerializer(JsonObjectSerializer):
 @extend_schema_serializer(component_name="Extract")  # ExtractRequest, not ExtractRequestRequest
 class ExtractRequestSerializer(JsonObjectSerializer):
     user_id = UserIdField()
-    messages = MessageSerializer(
+    messages = MessageSerializer(  # type: ignore[call-arg]  # many=True takes ListSerializer's
         many=True, required=False, max_length=MAX_MESSAGES, help_text="The conversation."
     )
     text = StrictCharField(
@@ -25,7 +25,7 @@ class ExtractRequestSerializer(JsonObjectSerializer):
         trim_whitespace=False,
         help_text="Shorthand for one user message.",
     )
-    save = serializers.BooleanField(
+    save = serializers.BooleanField(  # type: ignore[assignment]  # a field, not the method
         default=False, help_text="Store the valid candidates (default: only return them)."
     )
 
@@ -73,7 +73,7 @@ class ExtractResponseSerializer(serializers.Serializer):
 class ChatRequestSerializer(JsonObjectSerializer):
     user_id = UserIdField()
     message = StrictCharField(max_length=MAX_CONTENT_CHARS, trim_whitespace=False)
-    history = MessageSerializer(
+    history = MessageSerializer(  # type: ignore[call-arg]  # many=True takes ListSerializer's
         many=True, required=False, max_length=MAX_MESSAGES, help_text="Prior turns, oldest first."
     )
     memory_limit = serializers.IntegerField(min_value=0, max_value=50, default=5)

@@ -3,7 +3,6 @@ LLM: memories are never created implicitly."""
 
 import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -272,7 +271,7 @@ def chat_stream(
     history: list[dict],
     memory_limit: int,
     extract: bool,
-) -> Iterator[tuple[str, object]]:
+) -> "ClosingIterator":
     """Like chat(), as ("delta", text) pairs and then ("done", ChatResult), or
     ("error", detail) if the stream breaks. Errors before the first delta raise, as in
     chat()."""

@@ -31,7 +31,7 @@ MAX_MEMORY_BYTES = 75_000
 EXPORT_CHUNK_BYTES = 4_000_000
 EXPORT_CHUNK = EXPORT_CHUNK_BYTES // MAX_MEMORY_BYTES
 # Every table holding rows about an end user, in deletion order (derived data first).
-USER_TABLES = {
+USER_TABLES: dict[str, type[MemoryTerm | MemoryEmbedding | MemoryVersion | Memory]] = {
     "memory_terms": MemoryTerm,
     "memory_embeddings": MemoryEmbedding,
     "memory_versions": MemoryVersion,

@@ -53,7 +53,7 @@ def analyze_stale_tables() -> list[str]:
     db = connections[DEFAULT_DB_ALIAS]
     tables = [model._meta.db_table for model in (Memory, MemoryTerm)]
     with db.cursor() as cursor:
-        if db.pg_version >= 150000:
+        if db.pg_version >= 150000:  # type: ignore[attr-defined]  # PostgreSQL's wrapper
             # This connection's own latest writes reach pg_stat_user_tables only once it
             # has been idle: after this statement, before the next.
             cursor.execute("SELECT pg_stat_force_next_flush()")

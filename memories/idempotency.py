@@ -33,6 +33,7 @@ import json
 import random
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
@@ -122,8 +123,8 @@ def _keep_sql(alias: str) -> str:
     users whose data the response holds."""
     quote = connections[alias].ops.quote_name
     table = quote(IdempotentRequest._meta.db_table)
-    columns = ("owner_id", "key", "request_hash", "response_status", "response_body")
-    columns += ("created_at", "expires_at")
+    columns: tuple[str, ...] = ("owner_id", "key", "request_hash", "response_status")
+    columns += ("response_body", "created_at", "expires_at")
     replaced = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns[2:])
     keep = (
         f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 - names from the model, values as placeholders
@@ -178,7 +179,7 @@ def _keep(
     db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
     prep = db.ops.adapt_datetimefield_value
-    params = [owner_id, key, request_hash(**request), response.status_code]
+    params: list[Any] = [owner_id, key, request_hash(**request), response.status_code]
     params += [crypto.encrypt_json(response.data), prep(now), prep(now + KEEP)]
     users = sorted(set(user_ids))
     postgresql = db.vendor == "postgresql"

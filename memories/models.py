@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -100,6 +101,9 @@ class EncryptedJSONField(models.TextField):
     """Any JSON value stored encrypted (memories.crypto) as its compact serialisation;
     NULL is None."""
 
+    _pyi_private_set_type: Any  # for django-stubs: the Python value is JSON, not text
+    _pyi_private_get_type: Any
+
     def from_db_value(self, value, expression, connection):
         return None if value is None else decrypt_json(value)
 
@@ -113,6 +117,9 @@ class EncryptedJSONField(models.TextField):
 class EncryptedVectorField(models.TextField):
     """An embedding vector stored encrypted (memories.crypto) as memories.vectors.pack():
     loaded as a unit-length float32 numpy array."""
+
+    _pyi_private_set_type: Any  # for django-stubs: the Python value is an array, not text
+    _pyi_private_get_type: Any
 
     def from_db_value(self, value, expression, connection):
         return None if value is None else vectors.unpack(decrypt_bytes(value))
@@ -405,6 +412,7 @@ class Memory(models.Model):
         for a statement that reads them without the ORM."""
         if envelope is not None:
             return decrypt_json(envelope)[0]
+        assert legacy_content is not None  # a row has an envelope or its legacy content
         return decrypt_text(legacy_content)
 
     def _replace(self, index: int, item) -> None:

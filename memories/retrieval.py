@@ -81,6 +81,8 @@ def _as_datetime(value) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not a datetime: {value!r}")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -176,7 +178,7 @@ def _hits_sql(scope: Scope, connection, *, term_condition: str) -> str:
 class Corpus(NamedTuple):
     """BM25's statistics over the user's live memories, the optional filters ignored."""
 
-    count: float
+    memory_count: float
     average_length: float
 
 
@@ -196,7 +198,7 @@ def _cached_corpus(scope: Scope) -> Corpus | None:
 
 
 def _remember_corpus(scope: Scope, corpus: Corpus) -> None:
-    if corpus.count < CORPUS_CACHE_MIN_MEMORIES:
+    if corpus.memory_count < CORPUS_CACHE_MIN_MEMORIES:
         return
     if len(_corpus_cache) > 10_000:
         _corpus_cache.clear()
@@ -250,7 +252,7 @@ class _CandidateRow(NamedTuple):
     created_at: datetime
     # The same on every row: the corpus, the perfect match's score, and each query term's
     # weight times idf (terms sorted; None on SQLite, which has no feedback round).
-    count: float
+    memory_count: float
     average_length: float
     perfect: float
     # Encrypted, only on the best matches that feed back: the envelope, or for a row
@@ -339,7 +341,7 @@ def _lexical_candidates(
     if not rows:
         return [], [], None
     first = rows[0]
-    corpus = Corpus(first.count, first.average_length)
+    corpus = Corpus(first.memory_count, first.average_length)
     if cached is None:
         _remember_corpus(scope, corpus)
     candidates = [
@@ -377,7 +379,7 @@ def _feedback_round(
     connection = connections[router.db_for_read(MemoryTerm)]  # a replica, when routed
     params = scope.params(connection)
     params.update(
-        corpus_count=first.corpus.count,
+        corpus_count=first.corpus.memory_count,
         corpus_average_length=first.corpus.average_length,
         known=known,
         pool=pool_size,

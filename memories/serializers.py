@@ -135,7 +135,8 @@ class JsonObjectSerializer(serializers.Serializer):
         except serializers.ValidationError as exc:
             if not unknown:
                 raise
-            raise serializers.ValidationError({**unknown, **exc.detail}) from None
+            errors = {**unknown, **exc.detail}  # type: ignore[dict-item]  # a field map here
+            raise serializers.ValidationError(errors) from None
         if unknown:
             raise serializers.ValidationError(unknown)
         return validated
@@ -376,7 +377,7 @@ class ContextRequestSerializer(JsonObjectSerializer):
 
 
 class ContextMemorySerializer(MemorySerializer):
-    memory_type = serializers.CharField(source="type", read_only=True)
+    memory_type = serializers.CharField(source="type", read_only=True)  # type: ignore[assignment]
     relevance_score = serializers.FloatField(
         read_only=True,
         help_text="0 to 1, higher is more relevant, comparable across queries. With a "

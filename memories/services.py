@@ -6,10 +6,11 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Q
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Model, Q
 from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 from rest_framework import serializers
@@ -125,7 +126,8 @@ def _int_array(values) -> str:
 @functools.cache
 def _term_columns(alias: str) -> str:
     quote = connections[alias].ops.quote_name
-    return ", ".join(quote(MemoryTerm._meta.get_field(name).column) for name in _TERM_COLUMNS)
+    fields: list[Any] = [MemoryTerm._meta.get_field(name) for name in _TERM_COLUMNS]
+    return ", ".join(quote(field.column) for field in fields)
 
 
 def _insert_values_sql(model, alias: str, rows: int) -> str:
@@ -140,7 +142,7 @@ def _insert_values_sql(model, alias: str, rows: int) -> str:
 
 
 @functools.cache
-def _insert_fields(model) -> list:
+def _insert_fields(model: type[Model]) -> list[Any]:
     """The columns an INSERT gives: all but a database-generated id."""
     return [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
 
@@ -162,7 +164,7 @@ def _shared_term_values(memory: Memory, db) -> list:
     names = ("memory", "owner_id", "user_id", "doc_length", "expires_at")
     values = (memory.pk, memory.owner_id, memory.user_id, memory.term_count, memory.expires_at)
     return [
-        MemoryTerm._meta.get_field(name).get_db_prep_save(value, db)
+        MemoryTerm._meta.get_field(name).get_db_prep_save(value, db)  # type: ignore[union-attr]
         for name, value in zip(names, values, strict=True)
     ]
 
@@ -214,7 +216,7 @@ def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
             cursor.execute(sql, [value for row in chunk for value in row])
 
 
-def _row_values(instance, db) -> list:
+def _row_values(instance: Model, db: BaseDatabaseWrapper) -> list[Any]:
     """The instance's column values as its fields prepare them (encryption included)."""
     return [
         field.get_db_prep_save(field.pre_save(instance, True), db)
@@ -577,7 +579,7 @@ def memory_stats(*, owner_id: str, user_id: str) -> dict:
         .annotate(n=Count("pk"), oldest=Min("created_at"), newest=Max("created_at"))
         .order_by()
     )
-    stats = {
+    stats: dict[str, Any] = {
         "total": 0,
         "deleted": 0,
         "expired": 0,

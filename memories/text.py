@@ -9,6 +9,7 @@ import re
 import threading
 import unicodedata
 from collections import Counter
+from typing import Any
 
 import snowballstemmer
 
@@ -60,7 +61,7 @@ IDIOMS = {"for a living": "job", "other half": "partner", "significant other": "
 _per_thread = threading.local()
 
 
-def _stemmer():
+def _stemmer() -> Any:
     # PyStemmer's stemmer keeps state while it stems and must not be shared between
     # threads (gunicorn runs several per process): one per thread.
     stemmer = getattr(_per_thread, "stemmer", None)
@@ -88,7 +89,7 @@ def stems(text: str) -> list[str]:
     return _stemmer().stemWords(words) if words else []
 
 
-def index_terms(text: str) -> Counter:
+def index_terms(text: str) -> Counter[str]:
     """Stem -> term frequency for a memory's searchable text, at most
     MAX_TERMS_PER_MEMORY stems (the most frequent; ties keep the earliest)."""
     counts = Counter(stems(text))

@@ -9,18 +9,19 @@ versions as JSON lists are still read (`backfill_embeddings` rewrites them).
 import json
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 FORMAT_FLOAT16 = b"\x01"
 
 
-def normalised(vector) -> np.ndarray:
+def normalised(vector: ArrayLike) -> np.ndarray:
     """vector as float32 of unit length (a zero vector stays zero)."""
     array = np.asarray(vector, dtype=np.float32).ravel()
     norm = float(np.linalg.norm(array))
     return array / norm if norm and np.isfinite(norm) else np.zeros_like(array)
 
 
-def pack(vector) -> bytes:
+def pack(vector: ArrayLike) -> bytes:
     return FORMAT_FLOAT16 + normalised(vector).astype("<f2").tobytes()
 
 

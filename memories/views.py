@@ -251,7 +251,7 @@ class MemoryContextView(APIView):
                     {
                         **memory_payload(memory),
                         "memory_type": memory.type,
-                        "relevance_score": memory.relevance_score,
+                        "relevance_score": memory.relevance_score,  # type: ignore[attr-defined]
                     }
                     for memory in memories
                 ],

@@ -11,6 +11,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class DeadlineExceeded(Exception):
@@ -22,15 +25,15 @@ def remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def call_before(deadline: float, fn: Callable, /, *args, **kwargs):
+def call_before(deadline: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """fn(*args, **kwargs), or DeadlineExceeded once the deadline passes; its exceptions
     are raised here."""
     if remaining(deadline) <= 0:
         raise DeadlineExceeded()
     done = threading.Event()
-    outcome: dict = {}
+    outcome: dict[str, Any] = {}
 
-    def run():
+    def run() -> None:
         try:
             outcome["value"] = fn(*args, **kwargs)
         except BaseException as error:  # handed over to the caller
@@ -43,7 +46,8 @@ def call_before(deadline: float, fn: Callable, /, *args, **kwargs):
         raise DeadlineExceeded()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]
+    value: T = outcome["value"]
+    return value
 
 
 _END = object()
@@ -54,9 +58,9 @@ class IterateBefore:
     not come by the deadline. close() (or the deadline) makes the helper close source at
     its next item, if source has a close()."""
 
-    def __init__(self, source: Iterable, deadline: float):
+    def __init__(self, source: Iterable[Any], deadline: float) -> None:
         self._source, self._deadline = source, deadline
-        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        self._items: queue.SimpleQueue[tuple[Any, BaseException | None]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="deadline-stream", daemon=True)
         self._thread.start()
@@ -75,10 +79,10 @@ class IterateBefore:
             if close is not None:
                 close()
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[Any]:
         return self
 
-    def __next__(self):
+    def __next__(self) -> Any:
         try:
             item, error = self._items.get(timeout=remaining(self._deadline))
         except queue.Empty:

@@ -10,6 +10,7 @@ line may hold a secret in its query string.
 """
 
 import json
+import socket
 
 from gunicorn import util
 
@@ -23,7 +24,7 @@ DETAILS = {
 }
 
 
-def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's util.write_error, answering JSON."""
     body = json.dumps({"detail": DETAILS.get(status_int, reason)}).encode("ascii")
     head = (

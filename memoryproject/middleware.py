@@ -83,8 +83,9 @@ class JsonErrorMiddleware:
         if isinstance(exception, APIException):
             # A DRF exception raised outside DRF (the admin login's lockout): as DRF answers.
             response = json_error(exception.status_code, str(exception.detail))
-            if getattr(exception, "wait", None):
-                response["Retry-After"] = str(int(exception.wait))
+            wait = getattr(exception, "wait", None)
+            if wait:
+                response["Retry-After"] = str(int(wait))
             return response
         if isinstance(exception, Http404):
             return json_error(404)

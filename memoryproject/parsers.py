@@ -1,12 +1,22 @@
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
+
 from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
 
 
 class SafeJSONParser(JSONParser):
     """DRF's JSON parser, plus a 400 for bodies nested too deeply for the decoder."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
@@ -18,5 +28,8 @@ class JsonOnlyNegotiation(DefaultContentNegotiation):
     (streamed chat) or text/html gets JSON errors instead of a 406. Streams are not
     rendered by DRF, so they keep their own content type."""
 
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))
+        return first, first.media_type

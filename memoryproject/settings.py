@@ -35,7 +35,8 @@ def _local_secrets() -> dict[str, str]:
     """Development secrets, generated once and kept in the data folder across restarts."""
     path = DATA_DIR / "secrets.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     generated = {
         "SECRET_KEY": secrets.token_urlsafe(50),
@@ -47,7 +48,7 @@ def _local_secrets() -> dict[str, str]:
 
 
 def _required_secret(name: str) -> str:
-    value = env.str(name, default="").strip()
+    value: str = env.str(name, default="").strip()
     if value:
         return value
     if DEBUG:

@@ -89,7 +89,7 @@ class HealthView(APIView):
                 {"detail": "Database unavailable", "status": "unavailable", "database": "down"},
                 status=503,
             )
-        body = {"status": "ok", "database": "ok"}
+        body: dict[str, object] = {"status": "ok", "database": "ok"}
         if settings.REPLICA_DATABASES:
             body["replicas"] = replica_health()
         return Response(body)

@@ -10,11 +10,25 @@ replica. If the replica fails during the method, the method runs again on the pr
 
 import contextvars
 import functools
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError
+from django.db.models import Model
+from django.http import HttpRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from replicas import services
+
+if TYPE_CHECKING:  # for annotations only: the router loads before the apps are ready
+    from rest_framework.request import Request
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from apikeys.models import ApiKey
+
+Handler = Callable[..., "Response"]
 
 # The tables that read-only endpoints read: memories, their index, embeddings and history.
 REPLICA_MODELS = {
@@ -32,7 +46,7 @@ class ReplicaRouter:
     """Django database router: the memory tables' reads inside a read-only request go to
     its replica; all else goes to the primary. Replicas are never migrated."""
 
-    def db_for_read(self, model, **hints):
+    def db_for_read(self, model: type[Model], **hints: Any) -> str | None:
         alias = _reading_from.get()
         if alias is not None and model._meta.label_lower in REPLICA_MODELS:
             return alias
@@ -40,26 +54,29 @@ class ReplicaRouter:
             return None  # related rows of a row read on a replica (the export's): the same
         return DEFAULT_DB_ALIAS
 
-    def db_for_write(self, model, **hints):
+    def db_for_write(self, model: type[Model], **hints: Any) -> str:
         return DEFAULT_DB_ALIAS
 
-    def allow_relation(self, obj1, obj2, **hints):
+    def allow_relation(self, obj1: Model, obj2: Model, **hints: Any) -> bool:
         return True
 
-    def allow_migrate(self, db, app_label, model_name=None, **hints):
+    def allow_migrate(
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
+    ) -> bool:
         return db == DEFAULT_DB_ALIAS
 
 
-def read_only(handler):
+def read_only(handler: Handler) -> Handler:
     """Mark a view method as reading only: it may be served by a replica, and it does not
     move the owner's write position."""
 
     @functools.wraps(handler)
-    def wrapper(view, request, *args, **kwargs):
-        request._request.read_only = True
+    def wrapper(view: "APIView", request: "Request", *args: Any, **kwargs: Any) -> "Response":
+        request._request.read_only = True  # type: ignore[attr-defined]
         if not settings.REPLICA_DATABASES:
             return handler(view, request, *args, **kwargs)
-        alias = services.choose_replica(owner_id=request.auth.owner_id)
+        api_key = cast("ApiKey", request.auth)  # a read-only view requires a key
+        alias = services.choose_replica(owner_id=api_key.owner_id)
         if alias is None:
             return handler(view, request, *args, **kwargs)
         token = _reading_from.set(alias)
@@ -82,10 +99,10 @@ class WritePositionMiddleware:
 
     SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
         api_key = getattr(request, "api_key", None)
         if (
@@ -95,14 +112,15 @@ class WritePositionMiddleware:
             or 400 <= response.status_code < 500
         ):
             return response
-        if response.streaming:
-            response.streaming_content = _then_record(response.streaming_content, api_key)
+        if isinstance(response, StreamingHttpResponse):
+            chunks = response.streaming_content  # WSGI: never an async iterator
+            response.streaming_content = _then_record(chunks, api_key)  # type: ignore[arg-type]
         else:
             services.record_write(owner_id=api_key.owner_id)
         return response
 
 
-def _then_record(chunks, api_key):
+def _then_record(chunks: Iterable[bytes], api_key: "ApiKey") -> Iterator[bytes]:
     try:
         yield from chunks
     finally:

@@ -23,12 +23,20 @@ import random
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, connections
+from django.db.models import Model, QuerySet
 
 from memoryproject.errors import is_database_down
 from replicas.models import WritePosition
+
+if TYPE_CHECKING:
+    import redis
+    from redis.commands.core import Script
+
+M = TypeVar("M", bound=Model)
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +106,11 @@ class ReplicaState:
 
 _lock = threading.Lock()
 _states: dict[str, ReplicaState] = {}
-_redis: dict = {"url": None, "client": None, "script": None, "down_until": float("-inf")}
+_redis: dict[str, Any] = {"url": None, "client": None, "script": None, "down_until": float("-inf")}
 _last_warning: dict[str, float] = {}
 
 
-def _warn(what: str, message: str, *args) -> None:
+def _warn(what: str, message: str, *args: object) -> None:
     """Log a warning at most once a minute per subject: an outage is not a log flood."""
     now = time.monotonic()
     if now - _last_warning.get(what, float("-inf")) >= 60:
@@ -174,7 +182,7 @@ def note_replica_failure(*, alias: str, error: BaseException) -> None:
         connections[alias].close()
 
 
-def _redis_client():
+def _redis_client() -> tuple["redis.Redis", "Script"]:
     url = settings.REDIS_URL
     with _lock:
         if _redis["url"] != url:
@@ -278,7 +286,7 @@ def choose_replica(*, owner_id: str) -> str | None:
     return None
 
 
-def replica_health() -> list[dict]:
+def replica_health() -> list[dict[str, object]]:
     """Each configured replica's state for /health: name, state, lag in seconds."""
     return [
         {"name": state.alias, "state": state.state, "lag_seconds": state.lag_seconds}
@@ -286,7 +294,7 @@ def replica_health() -> list[dict]:
     ]
 
 
-def fetch_rows(queryset) -> list:
+def fetch_rows(queryset: QuerySet[M]) -> list[M]:
     """The queryset's rows, read on the database it is pinned to, or on the primary when
     that is a replica which is down or fails now (a streamed export outlives the request
     that chose the replica)."""

@@ -9,11 +9,10 @@ scripts/install-test-servers.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # The Python client, built and installed as a user installs it (not editable), so the suite
-# tests the package as shipped; then its strict type check, over the package and examples.
+# tests the package as shipped; then the type checks: the apps, and the client strictly.
 .venv/bin/python -m pip install --quiet --force-reinstall --no-deps "./sdk/python[mcp]"
 .venv/bin/python -m pip check
-.venv/bin/mypy --strict sdk/python/src
-.venv/bin/mypy --strict sdk/python/examples
+scripts/typecheck.sh
 export DEBUG=true
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/memory}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"

@@ -59,6 +59,7 @@ def _key_id(server, plaintext: str) -> str:
         row = conn.execute(
             "SELECT id FROM apikeys_apikey WHERE key_hash = %s", [hash_key(plaintext)]
         ).fetchone()
+    assert row is not None
     return str(row[0])
 
 

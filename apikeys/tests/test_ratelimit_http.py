@@ -36,7 +36,7 @@ def redis_backend(settings, key_of_three):
     connection.close()
 
 
-def _limit_headers(response) -> tuple[int, int, int]:
+def _limit_headers(response) -> tuple[int, ...]:
     return tuple(int(response[name]) for name in HEADERS)
 
 

@@ -15,13 +15,13 @@ from memories.tests.factories import make_memory, run_concurrently
 pytestmark = pytest.mark.django_db(transaction=True)  # threads need committed rows
 
 
-def index_of(memory_id) -> tuple[set, int, int]:
+def index_of(memory_id) -> tuple[set, int, int | None]:
     memory = Memory.objects.get(pk=memory_id)
     terms = set(MemoryTerm.objects.filter(memory_id=memory_id).values_list("term", "tf"))
     return terms, memory.term_count, memory.content_hash
 
 
-def rebuilt_index_of(memory_id) -> tuple[set, int, int]:
+def rebuilt_index_of(memory_id) -> tuple[set, int, int | None]:
     services.reindex_memory(memory_id=memory_id)
     return index_of(memory_id)
 

@@ -17,7 +17,7 @@ MARKER = "zebracorn-4471"
 
 
 def all_rows_text() -> str:
-    chunks = []
+    chunks: list[str] = []
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names():
             cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names from introspection

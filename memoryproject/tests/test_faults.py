@@ -99,7 +99,11 @@ def test_worker_memory_stays_bounded_under_sustained_load(start_server):
     def mixed(i: int) -> int:
         user = f"soak{i % 7}"
         if i % 3 == 0:
-            body = {"user_id": user, "type": "fact", "content": f"soak memory {i} about tea"}
+            body: dict[str, object] = {
+                "user_id": user,
+                "type": "fact",
+                "content": f"soak memory {i} about tea",
+            }
             return http("POST", server.url + "/api/v1/memory", key, body)[0]
         if i % 3 == 1:
             body = {"user_id": user, "query": f"tea {i}", "limit": 5}

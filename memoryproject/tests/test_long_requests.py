@@ -82,7 +82,11 @@ def short_latencies(server, key: str, rounds: int) -> list[float]:
     times = []
     for i in range(rounds):
         times.append(timed("GET", server.url + "/health"))
-        body = {"user_id": "u1", "content": f"Plays the cello on day {i}", "type": "fact"}
+        body: dict[str, object] = {
+            "user_id": "u1",
+            "content": f"Plays the cello on day {i}",
+            "type": "fact",
+        }
         times.append(timed("POST", server.url + "/api/v1/memory", key, body))
         body = {"user_id": "u1", "query": "which instrument", "limit": 5}
         times.append(timed("POST", server.url + "/api/v1/memory/context", key, body))
@@ -230,10 +234,12 @@ def test_the_cap_per_process_follows_the_threads_gunicorn_runs(start_server, fak
 
 def embedding_count(server, memory_ids) -> int:
     with psycopg.connect(server.env["DATABASE_URL"]) as conn:
-        return conn.execute(
+        row = conn.execute(
             "SELECT count(*) FROM memories_memoryembedding WHERE memory_id = ANY(%s::uuid[])",
             [list(memory_ids)],
-        ).fetchone()[0]
+        ).fetchone()
+    assert row is not None
+    return row[0]
 
 
 def test_embeddings_are_made_after_the_response_in_batches(start_server, fake):

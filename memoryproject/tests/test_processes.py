@@ -113,7 +113,7 @@ class TcpProxy:
         self.port = free_port()
         self.target_port = target_port
         self._stop = threading.Event()
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._sockets: list[socket.socket] = []
 
     def start(self) -> None:
@@ -128,7 +128,8 @@ class TcpProxy:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         for sock in self._sockets:
             sock.close()
 

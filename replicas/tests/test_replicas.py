@@ -28,7 +28,7 @@ class Cluster:
         self.tmp = tmp
         # Every statement is logged on the primary, to show what the service sends it.
         self.primary = PrivatePostgres(options="-c log_statement=all -c log_line_prefix=%d:")
-        self.replica = None
+        self.replica: PrivatePostgres | None = None
         self.servers: list = []
 
     def start(self) -> None:
@@ -103,21 +103,26 @@ def new_key(cluster, owner_id: str, rate_limit: int = 100_000) -> str:
 def scans(url: str) -> int:
     """Scans of the memory tables this server has counted (pg_stat_user_tables)."""
     with psycopg.connect(url) as conn:
-        (count,) = conn.execute(
+        row = conn.execute(
             "SELECT COALESCE(SUM(COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0)), 0)::int "
             "FROM pg_stat_user_tables WHERE relname IN ('memories_memory', 'memories_memoryterm')"
         ).fetchone()
-    return count
+    assert row is not None
+    return row[0]
 
 
 def replay_lsn(cluster) -> int:
     with psycopg.connect(cluster.replica.url("memory")) as conn:
-        return conn.execute("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn").fetchone()[0]
+        row = conn.execute("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn").fetchone()
+    assert row is not None
+    return row[0]
 
 
 def wait_until_caught_up(cluster) -> None:
     with psycopg.connect(cluster.primary.url("memory")) as conn:
-        target = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()[0]
+        row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+    assert row is not None
+    target = row[0]
     deadline = time.monotonic() + 20
     while replay_lsn(cluster) < target:
         assert time.monotonic() < deadline, "the replica did not catch up"

@@ -1,8 +1,9 @@
 import csv
 import json
 from datetime import UTC, datetime, time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apikeys.models import AuditEvent
 
@@ -20,14 +21,23 @@ def _day(value: str, *, end: bool) -> datetime:
 class Command(BaseCommand):
     help = "Write audit events (for compliance requests) as CSV or JSON lines to stdout."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--since", help="first day, YYYY-MM-DD (UTC), inclusive")
         parser.add_argument("--until", help="last day, YYYY-MM-DD (UTC), inclusive")
         parser.add_argument("--owner", help="only this owner_id")
         parser.add_argument("--event", choices=AuditEvent.Event.values)
         parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
 
-    def handle(self, *args, since, until, owner, event, format, **options):
+    def handle(
+        self,
+        *args: Any,
+        since: str | None,
+        until: str | None,
+        owner: str | None,
+        event: str | None,
+        format: str,
+        **options: Any,
+    ) -> None:
         events = AuditEvent.objects.order_by("created_at", "id")
         if since:
             events = events.filter(created_at__gte=_day(since, end=False))

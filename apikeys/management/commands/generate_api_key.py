@@ -1,6 +1,7 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apikeys.services import create_api_key
 
@@ -8,12 +9,14 @@ from apikeys.services import create_api_key
 class Command(BaseCommand):
     help = "Create an API key for OWNER_ID and print it once."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("owner_id")
         parser.add_argument("--rate-limit", type=int, default=60, help="requests per minute")
         parser.add_argument("--metadata", default="{}", help="JSON object stored with the key")
 
-    def handle(self, *args, owner_id, rate_limit, metadata, **options):
+    def handle(
+        self, *args: Any, owner_id: str, rate_limit: int, metadata: str, **options: Any
+    ) -> None:
         owner_id = owner_id.strip()
         if not owner_id or len(owner_id) > 255 or "\x00" in owner_id:
             raise CommandError("OWNER_ID must be 1 to 255 characters")

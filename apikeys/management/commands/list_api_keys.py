@@ -1,19 +1,22 @@
-from django.core.management.base import BaseCommand
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from apikeys.models import ApiKey
 
 
-def _when(value) -> str:
+def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
 class Command(BaseCommand):
     help = "List OWNER_ID's API keys (never the key or its hash)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("owner_id")
 
-    def handle(self, *args, owner_id, **options):
+    def handle(self, *args: Any, owner_id: str, **options: Any) -> None:
         keys = ApiKey.objects.filter(owner_id=owner_id).order_by("created_at")
         rows = [
             (

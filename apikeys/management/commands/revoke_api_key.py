@@ -1,6 +1,7 @@
 import uuid
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apikeys.models import ApiKey
 from apikeys.services import revoke_api_key
@@ -9,10 +10,10 @@ from apikeys.services import revoke_api_key
 class Command(BaseCommand):
     help = "Revoke the API key KEY_ID for good (it stays stored for audit)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("key_id")
 
-    def handle(self, *args, key_id, **options):
+    def handle(self, *args: Any, key_id: str, **options: Any) -> None:
         try:
             parsed = uuid.UUID(key_id)
         except ValueError:

@@ -39,7 +39,8 @@ class Command(BaseCommand):
             for memory in memories:
                 # Saving encrypts content, value and metadata as one envelope under the
                 # first key, also for a row still in the earlier three-token format.
-                memory.save(update_fields=["content", "value", "metadata"])
+                fields = ["content", "value", "metadata"]  # save() maps them to the envelope
+                memory.save(update_fields=fields)
                 services.reindex_memory(memory_id=memory.pk)
             for embedding in MemoryEmbedding.objects.filter(memory_id__in=ids):
                 embedding.save(update_fields=["vector"])
