@@ -162,12 +162,6 @@ if problems:
     raise ImproperlyConfigured("; ".join(problems))
 
 REDIS_URL = env.str("REDIS_URL", default="").strip()
-if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 API_KEY = env.str("API_KEY", default="").strip()
 API_KEY_OWNER_ID = env.str("API_KEY_OWNER_ID", default="default").strip() or "default"
