@@ -8,7 +8,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apikeys import lockout
-from apikeys.models import ApiKey
+from apikeys.authentication import find_key
+from apikeys.models import ApiKey, hash_key
 from apikeys.services import revoke_api_key
 from bench.harness import ROOT
 
@@ -190,3 +191,11 @@ def test_short_bootstrap_key_stops_start_up(tmp_path):
 def test_loopback_is_never_locked_out(db, lockout_limit):
     for _ in range(lockout_limit * 3):
         _assert_auth_failure(client_at("127.0.0.1", "aimsk_live_guess").get(URL))
+
+
+def test_key_lookup_returns_the_stored_key_or_none(api_key):
+    found = find_key(hash_key(api_key.plaintext))
+    assert found == ApiKey.objects.get(pk=api_key.api_key.pk)
+    assert found.owner_id == "acme"
+    assert found.metadata == api_key.api_key.metadata
+    assert find_key(hash_key("aimsk_live_unknown")) is None

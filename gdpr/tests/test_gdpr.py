@@ -1,4 +1,6 @@
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -7,9 +9,12 @@ from django.db import connection
 from django.utils import timezone
 
 from apikeys.models import AuditEvent, hash_identifier
+from gdpr import services as gdpr_services
+from gdpr.services import erase_user
+from memories import services
 from memories.models import Memory, MemoryEmbedding, MemoryTerm
 from memories.services import soft_delete_memory
-from memories.tests.factories import make_memory
+from memories.tests.factories import make_memory, run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +218,46 @@ def test_head_of_an_export_is_405_and_exports_nothing(client):
     response = client.head("/api/v1/gdpr/export?user_id=u1")
     assert response.status_code == 405
     assert not AuditEvent.objects.filter(event=AuditEvent.Event.GDPR_EXPORT).exists()
+
+
+class _Pause:
+    """Stands in erase_user's table list between two deletes: erasure has begun, not
+    finished, for half a second."""
+
+    def __init__(self):
+        self.objects, self.reached = self, threading.Event()
+
+    def filter(self, **kwargs):
+        return self
+
+    def only(self, *names):
+        return self
+
+    def delete(self):
+        self.reached.set()
+        time.sleep(0.5)
+        return 0, {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_during_an_erasure_waits_and_finds_nothing(monkeypatch):
+    """Without erase_user's lock, the update would lock the memory while the erasure held
+    its index rows: a deadlock, or index rows outliving the erased memory."""
+    memory = make_memory("acme", user_id="gone", content="walks the dogs at dawn")
+    pause = _Pause()
+    tables = {**gdpr_services.USER_TABLES}
+    tables = {"memory_terms": tables.pop("memory_terms"), "pause": pause, **tables}
+    monkeypatch.setattr(gdpr_services, "USER_TABLES", tables)
+
+    def erase():
+        erase_user(owner_id="acme", user_id="gone", actor="test")
+
+    def update():
+        pause.reached.wait(5)
+        services.update_memory(memory=memory, data={"content": "rides bikes on sunday"})
+
+    errors = run_concurrently(erase, update)
+
+    assert errors == ["NotFound"]  # the update came second: the memory was gone
+    assert not Memory.objects.filter(user_id="gone").exists()
+    assert not MemoryTerm.objects.filter(user_id="gone").exists()

@@ -7,6 +7,7 @@ import time
 import pytest
 from django.core.management import call_command
 from django.db import transaction
+from rest_framework.exceptions import NotFound
 
 from memories import services, text
 from memories.models import Memory, MemoryTerm
@@ -129,3 +130,29 @@ def test_a_query_searches_at_most_the_cap_of_its_words():
     own = [stem for stem, weight in text.query_terms(words).items() if weight == 1.0]
     assert len(own) == text.MAX_QUERY_TERMS
     assert chr(0x4E00) in own  # the first words are kept
+
+
+def test_change_after_a_concurrent_delete_is_404_and_leaves_no_index():
+    memory = make_memory("acme", user_id="u1", content="Plays chess")
+    stale = Memory.objects.get(pk=memory.pk)  # read before the other request deleted it
+    services.soft_delete_memory(memory=memory)
+    with pytest.raises(NotFound):
+        services.update_memory(memory=stale, data={"content": "Plays go"})
+    with pytest.raises(NotFound):
+        services.soft_delete_memory(memory=stale)
+    assert not MemoryTerm.objects.filter(memory_id=memory.pk).exists()
+    assert Memory.objects.get(pk=memory.pk).content == "Plays chess"
+
+
+def test_a_hard_delete_racing_an_index_rewrite_leaves_no_rows():
+    memory = make_memory("acme", content="walks the dogs at dawn")
+    written = threading.Event()
+    change = hold_a_change(memory.pk, {"content": "rides bikes on sunday"}, written)
+
+    def hard_delete():
+        written.wait(5)  # the new index rows are written, not yet committed
+        services.hard_delete_memory(memory=Memory.objects.get(pk=memory.pk), actor="test")
+
+    assert run_concurrently(change, hard_delete) == []
+    assert not Memory.objects.filter(pk=memory.pk).exists()
+    assert not MemoryTerm.objects.filter(memory_id=memory.pk).exists()

@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from memories import crypto, embeddings, services, vectors
-from memories.models import MemoryEmbedding
+from memories.models import Memory, MemoryEmbedding
 from memories.tests.factories import make_memory
 
 pytestmark = pytest.mark.django_db
@@ -146,3 +146,20 @@ def test_backfill_all_replaces_every_vector(settings, embedding_server, capsys):
     call_command("backfill_embeddings")
     assert "OPENAI_EMBEDDING_MODEL is not set" in capsys.readouterr().out
     assert len(embedding_server.embedding_requests()) == 1
+
+
+def test_an_embedding_is_not_stored_for_a_memory_deleted_or_changed_meanwhile(settings):
+    settings.OPENAI_EMBEDDING_MODEL = "fake-embed"
+    deleted = make_memory("acme", content="walks the dogs at dawn")
+    changed = make_memory("acme", content="reads on the train")
+    live = make_memory("acme", content="swims on fridays")
+    services.hard_delete_memory(memory=Memory.objects.get(pk=deleted.pk), actor="test")
+    services.update_memory(memory=Memory.objects.get(pk=changed.pk), data={"content": "cycles"})
+
+    # As the embedder would, with the rows it read before the delete and the change.
+    stored = embeddings.store_vectors(
+        memories=[deleted, changed, live], vectors=[[0.6, 0.8], [0.6, 0.8], [0.6, 0.8]]
+    )
+
+    assert stored == 1
+    assert list(MemoryEmbedding.objects.values_list("memory_id", flat=True)) == [live.pk]

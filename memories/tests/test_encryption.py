@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import TextField, Value
 
+from apikeys.models import AuditEvent
 from memories import crypto
 from memories.models import IdempotentRequest, Memory, MemoryVersion
 from memories.tests.factories import make_memory
@@ -265,3 +266,15 @@ def test_a_kept_response_stored_as_a_fernet_token_still_replays(settings, client
 
     assert replay["Idempotent-Replayed"] == "true"
     assert replay.json() == first.json()
+
+
+def test_undecryptable_rows_can_still_be_hard_deleted_and_erased(client, settings):
+    one = make_memory("acme", user_id="u1", content="first")
+    make_memory("acme", user_id="u1", content="second")
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key is lost
+    assert client.delete(f"/api/v1/memory/{one.id}").status_code == 200
+    response = client.delete("/api/v1/gdpr/delete?user_id=u1")
+    assert response.status_code == 200
+    assert response.json()["deleted"]["memories"] == 1
+    assert not Memory.objects.filter(owner_id="acme").exists()
+    assert AuditEvent.objects.filter(event="memory_hard_deleted", target=str(one.id)).exists()

@@ -1,6 +1,8 @@
 """Listing: newest first, limits, filters, cursor paging over every live memory exactly
 once; and list, stats and create cost the same number of queries for 1 or 50 memories."""
 
+import base64
+import json
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -256,6 +258,30 @@ def test_bad_cursor_is_400(client, cursor):
 def test_cursor_with_nul_is_400(client):
     response = client.get(URL + "?user_id=user_1&cursor=%00")
     assert response.status_code == 400
+
+
+def forged(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        forged(["2024-01-01T00:00:00+00:00", 5]),
+        forged(["2024-01-01T00:00:00+00:00", {"a": 1}]),
+        forged([1, "00000000-0000-0000-0000-000000000000"]),
+        forged(["0001-01-01T00:00:00+14:00", "00000000-0000-0000-0000-000000000000"]),
+        forged(["2024-01-01T00:00:00", "00000000-0000-0000-0000-000000000000"]),
+        forged({"a": 1}),
+        "!!!",
+        "",
+    ],
+)
+def test_forged_cursor_is_400(client, cursor):
+    make_memory("acme", user_id="u1")
+    response = client.get("/api/v1/memory", {"user_id": "u1", "cursor": cursor})
+    assert response.status_code == 400
+    assert "cursor" in response.json()["errors"]
 
 
 # --- constant query counts ------------------------------------------------------------

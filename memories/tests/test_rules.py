@@ -91,3 +91,14 @@ def test_a_deeply_nested_rule_value_is_stored_as_text(client):
     )
     assert response.status_code == 200
     assert response.json()["value"] == nested
+
+
+def test_rules_value_that_decodes_to_a_lone_surrogate_stays_text(client):
+    content = 'preference:theme="\\ud800"'
+    response = client.post(
+        "/api/v1/memory",
+        {"user_id": "u1", "type": "preference", "content": content, "ingestion_mode": "rules"},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json()["value"] == '"\\ud800"'

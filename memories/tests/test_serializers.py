@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core.validators import MaxLengthValidator
 from django.utils import timezone
 
 from memories.models import Memory
@@ -35,3 +36,24 @@ def test_soft_deleted_and_context_payloads_match_too():
     memory.relevance_score = 0.5
     documented = dict(ContextMemorySerializer(memory).data)
     assert {**memory_payload(memory), "memory_type": "fact", "relevance_score": 0.5} == documented
+
+
+def test_serializer_field_copies_are_bound_to_their_own_serializer():
+    memory = make_memory("acme")
+    partial = MemorySerializer(memory, data={"importance": 4}, partial=True)
+    full = MemorySerializer(data={"importance": 4})
+    assert partial.fields["importance"] is not full.fields["importance"]
+    assert partial.fields["content"].root is partial
+    assert full.fields["content"].root is full
+
+    assert not full.is_valid()
+    assert {"user_id", "content"} <= set(full.errors)
+    assert partial.is_valid(), partial.errors
+    # The declared fields stay unbound templates, and copies share no mutable state.
+    assert all(field.parent is None for field in MemorySerializer._declared_fields.values())
+    extra = MaxLengthValidator(3)
+    full.fields["content"].validators.append(extra)
+    full.fields["content"].error_messages["blank"] = "changed"
+    fresh = MemorySerializer().fields["content"]
+    assert extra not in fresh.validators
+    assert fresh.error_messages["blank"] != "changed"
