@@ -13,7 +13,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from apikeys.services import create_api_key
-from bench.harness import (
+from memoryproject.tests.fake_openai import FakeOpenAI
+from memoryproject.tests.servers import (
     create_database,
     drop_database,
     free_port,
@@ -21,7 +22,6 @@ from bench.harness import (
     start_web,
     wait_until_up,
 )
-from memoryproject.tests.fake_openai import FakeOpenAI
 
 
 @pytest.fixture

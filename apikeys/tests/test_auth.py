@@ -11,7 +11,7 @@ from apikeys import lockout
 from apikeys.authentication import find_key
 from apikeys.models import ApiKey, hash_key
 from apikeys.services import revoke_api_key
-from bench.harness import ROOT
+from memoryproject.tests.servers import ROOT
 
 URL = "/api/v1/memory?user_id=u1"
 EXPECTED = {"detail": "Authentication required"}

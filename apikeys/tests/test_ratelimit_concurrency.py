@@ -13,8 +13,8 @@ import redis
 
 from apikeys.models import hash_key
 from apikeys.throttling import REDIS_RETRY_SECONDS
-from bench.harness import free_port
 from conftest import http
+from memoryproject.tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from apikeys.models import RateLimitBucket
 from apikeys.services import create_api_key, revoke_api_key
-from bench.harness import free_port
+from memoryproject.tests.servers import free_port
 
 LIST_URL = "/api/v1/memory?user_id=u1"
 HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")

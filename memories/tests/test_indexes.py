@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from bench.harness import ROOT
 from conftest import service_env
+from memoryproject.tests.servers import ROOT
 
 COVERING = {
     "memory_owner_user_stats": "(is_deleted, expires_at, type, importance, created_at)",

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from bench.harness import ROOT, free_port, web_command
 from conftest import service_env
+from memoryproject.tests.servers import ROOT, free_port, web_command
 
 PRODUCTION_WITHOUT_VARIABLES = {
     "DEBUG": "false",

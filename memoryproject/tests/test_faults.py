@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.harness import PrivatePostgres, child_pids, manage
 from conftest import http, service_env
+from memoryproject.tests.servers import PrivatePostgres, child_pids, manage
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from bench.harness import child_pids
 from conftest import http
+from memoryproject.tests.servers import child_pids
 
 pytestmark = pytest.mark.slow
 

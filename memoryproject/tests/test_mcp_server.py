@@ -15,7 +15,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from bench.harness import free_port, manage, wait_until_up
+from memoryproject.tests.servers import free_port, manage, wait_until_up
 
 pytestmark = pytest.mark.slow
 

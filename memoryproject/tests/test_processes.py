@@ -11,8 +11,8 @@ import urllib.parse
 
 import pytest
 
-from bench.harness import ROOT, free_port, manage, wait_until_up
 from conftest import http, service_env
+from memoryproject.tests.servers import ROOT, free_port, manage, wait_until_up
 
 pytestmark = pytest.mark.slow
 

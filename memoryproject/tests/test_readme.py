@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from bench.harness import KEY_PATTERN, ROOT, free_port, wait_until_up
 from conftest import http
+from memoryproject.tests.servers import KEY_PATTERN, ROOT, free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
 

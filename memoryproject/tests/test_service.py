@@ -7,7 +7,7 @@ import pytest
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
-from bench.harness import ROOT
+from memoryproject.tests.servers import ROOT
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bench.harness import ROOT
+from memoryproject.tests.servers import ROOT
 
 CONFIG = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 usable_cpus = CONFIG["usable_cpus"]

@@ -14,9 +14,16 @@ import psycopg
 import pytest
 
 from apikeys.models import KEY_PREFIX, hash_key
-from bench.harness import Pgbouncer, PrivatePostgres, free_port, manage, start_web, wait_until_up
 from conftest import http, service_env
 from gdpr.services import EXPORT_CHUNK
+from memoryproject.tests.servers import (
+    Pgbouncer,
+    PrivatePostgres,
+    free_port,
+    manage,
+    start_web,
+    wait_until_up,
+)
 
 pytestmark = pytest.mark.slow
 
