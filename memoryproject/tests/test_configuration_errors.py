@@ -83,3 +83,51 @@ def test_gunicorn_without_required_variables_prints_one_line(tmp_path):
         check=False,
     )
     assert_one_line_error(result, "ENCRYPTION_KEY", "SECRET_KEY", "ALLOWED_HOSTS")
+
+
+def run_settings(env: dict) -> subprocess.CompletedProcess:
+    base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+PRODUCTION = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "ENCRYPTION_KEY": "Jq3nH0p7u0rJ8d3b4O5yS1kqJ1n9bQ2m7v8w6x5y4z0=",
+    "SECRET_KEY": "x" * 60 + "production-secret-for-the-deploy-check",
+    "ALLOWED_HOSTS": "memory.example.com",
+}
+
+
+def test_production_refuses_to_start_naming_every_missing_variable():
+    result = run_settings({})
+    assert result.returncode != 0
+    for name in ("ALLOWED_HOSTS", "DATABASE_URL", "ENCRYPTION_KEY", "SECRET_KEY"):
+        assert name in result.stderr
+    assert result.stderr.count("Missing required environment variables") == 1
+
+
+def test_production_refuses_wildcard_cors():
+    result = run_settings({**PRODUCTION, "CORS_ORIGINS": "*"})
+    assert result.returncode != 0
+    assert "CORS_ORIGINS" in result.stderr
+
+
+def test_production_refuses_a_malformed_encryption_key():
+    result = run_settings({**PRODUCTION, "ENCRYPTION_KEY": "not-a-key"})
+    assert result.returncode != 0
+    assert "ENCRYPTION_KEY" in result.stderr
+
+
+def test_check_deploy_is_clean_in_production_settings():
+    result = run_settings(
+        {**PRODUCTION, "CORS_ORIGINS": " https://a.example.com , https://b.example.com "}
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
 from chat.services import EXTRACTION_SCHEMA
@@ -170,3 +171,49 @@ def test_schema_bounds_are_the_contract_constants(schema):
     assert item["type"]["enum"] == MemoryType.values
     bounds = (item["importance"]["minimum"], item["importance"]["maximum"])
     assert bounds == (MIN_IMPORTANCE, MAX_IMPORTANCE)
+
+
+def test_openapi_is_valid_and_documents_every_endpoint():
+    response = APIClient().get("/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    validate_schema(schema)
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    expected = {
+        ("/", "get"),
+        ("/health", "get"),
+        ("/api/v1/memory", "post"),
+        ("/api/v1/memory", "get"),
+        ("/api/v1/memory/{memory_id}", "get"),
+        ("/api/v1/memory/{memory_id}", "patch"),
+        ("/api/v1/memory/{memory_id}", "delete"),
+        ("/api/v1/memory/{memory_id}/soft", "delete"),
+        ("/api/v1/memory/stats", "get"),
+        ("/api/v1/memory/context", "post"),
+        ("/api/v1/memory/extract", "post"),
+        ("/api/v1/chat", "post"),
+        ("/api/v1/gdpr/export", "get"),
+        ("/api/v1/gdpr/delete", "delete"),
+    }
+    assert {(p, m) for p, ops in paths.items() for m in ops} >= expected
+    scheme = schema["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
+    create = paths["/api/v1/memory"]["post"]
+    assert {"200", "400", "401", "429", "503"} <= set(create["responses"])
+    assert "X-RateLimit-Remaining" in create["responses"]["200"]["headers"]
+    assert "Retry-After" in create["responses"]["429"]["headers"]
+    assert paths["/health"]["get"].get("security") in (None, [], [{}])
+
+
+def test_docs_page_uses_no_external_host():
+    response = APIClient().get("/docs")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)""", html)
+    assert urls
+    assert all(not re.match(r"^(https?:)?//", url) for url in urls), urls
+    for url in urls:
+        if url.startswith("/static/"):
+            assert APIClient().get(url).status_code == 200, url
