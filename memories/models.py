@@ -353,6 +353,9 @@ class Memory(models.Model):
         return f"{self.type} memory {self.id}"
 
     def save(self, *args, **kwargs):
+        """For changes to an existing row. New memories are written by
+        memories.services.create_memories alone, on every database without this method (it
+        computes the same derived columns): add nothing here that a create also needs."""
         self.measure_content()
         update_fields = kwargs.get("update_fields")
         # A row loaded in the earlier format moves into an envelope on any save (its
