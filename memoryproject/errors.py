@@ -17,13 +17,14 @@ each must exist:
    outage 503, a DRF exception as DRF would answer it (the admin login's lockout 429),
    Http404 404, PermissionDenied 403, anything else logged and 500.
 5. handler400/403/404/500 in the root URLconf: what Django answers itself outside views
-   (a SuspiciousOperation raised in a middleware, a crash in one) without DEBUG, and the
-   catch-all route's 404 (also for a POST, which CSRF would otherwise answer with a 403,
-   and for /static/, which layer 1 leaves alone).
+   (a SuspiciousOperation or a crash in a middleware) without DEBUG, JSON under /admin/
+   too. handler404 is also the view of the root's catch-all route, which makes every
+   unknown path a JSON 404 in DEBUG too and under /static/ (which layer 1 leaves alone);
+   it is csrf_exempt, so a POST to an unknown path is a 404, not CSRF's 403.
 
 Two spellings of the same JSON reach clients and are kept byte for byte (test_error_bodies):
-DRF renders compactly ({"detail":"..."}, layers 3), Django's JsonResponse with a space
-({"detail": "..."}, layers 1, 2, 4, 5).
+DRF renders compactly ({"detail":"..."}, layer 3), Django's JsonResponse with a space
+({"detail": "..."}, the others).
 """
 
 import logging
