@@ -5,11 +5,10 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apikeys.models import AuditEvent, hash_identifier
-from gdpr import services as gdpr_services
 from gdpr.services import erase_user
 from memories import services
 from memories.models import Memory, MemoryEmbedding, MemoryTerm
@@ -220,43 +219,54 @@ def test_head_of_an_export_is_405_and_exports_nothing(client):
     assert not AuditEvent.objects.filter(event=AuditEvent.Event.GDPR_EXPORT).exists()
 
 
-class _Pause:
-    """Stands in erase_user's table list between two deletes: erasure has begun, not
-    finished, for half a second."""
-
-    def __init__(self):
-        self.objects, self.reached = self, threading.Event()
-
-    def filter(self, **kwargs):
-        return self
-
-    def only(self, *names):
-        return self
-
-    def delete(self):
-        self.reached.set()
-        time.sleep(0.5)
-        return 0, {}
+def waiting_for_locks() -> int:
+    """Connections to this database waiting for a lock, as of now (a transaction sees one
+    snapshot of pg_stat_activity unless it clears it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        (count,) = cursor.fetchone()
+    return count
 
 
+def wait_until(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="reads pg_stat_activity")
 @pytest.mark.django_db(transaction=True)
-def test_an_update_during_an_erasure_waits_and_finds_nothing(monkeypatch):
+def test_an_update_during_an_erasure_waits_and_finds_nothing():
     """Without erase_user's lock, the update would lock the memory while the erasure held
     its index rows: a deadlock, or index rows outliving the erased memory."""
     memory = make_memory("acme", user_id="gone", content="walks the dogs at dawn")
-    pause = _Pause()
-    tables = {**gdpr_services.USER_TABLES}
-    tables = {"memory_terms": tables.pop("memory_terms"), "pause": pause, **tables}
-    monkeypatch.setattr(gdpr_services, "USER_TABLES", tables)
+    MemoryEmbedding.objects.create(
+        memory=memory, owner_id="acme", user_id="gone", model="m", vector=[0.1]
+    )
+    held = threading.Event()
+
+    def hold_the_embedding():
+        # The erasure deletes index rows, then embeddings: it stops in between, its
+        # memories locked, until the update waits too.
+        with transaction.atomic():
+            MemoryEmbedding.objects.select_for_update().get(pk=memory.pk)
+            held.set()
+            wait_until(lambda: waiting_for_locks() >= 2)
 
     def erase():
+        held.wait(5)
         erase_user(owner_id="acme", user_id="gone", actor="test")
 
     def update():
-        pause.reached.wait(5)
+        wait_until(lambda: waiting_for_locks() >= 1)  # the erasure has begun
         services.update_memory(memory=memory, data={"content": "rides bikes on sunday"})
 
-    errors = run_concurrently(erase, update)
+    errors = run_concurrently(hold_the_embedding, erase, update)
 
     assert errors == ["NotFound"]  # the update came second: the memory was gone
     assert not Memory.objects.filter(user_id="gone").exists()
