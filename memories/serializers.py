@@ -1,10 +1,10 @@
-import copy
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from memories.fieldcopy import ShallowFieldCopies
 from memories.models import (
     MAX_CONTENT_CHARS,
     MAX_ID_CHARS,
@@ -85,26 +85,6 @@ class MetadataField(serializers.JSONField):
         return data
 
 
-SHARED_CONTAINERS = ("_validators", "error_messages", "style")
-
-
-def _copy_field(field: serializers.Field) -> serializers.Field:
-    """A fresh, unbound copy of a declared field. DRF deep-copies each one by running its
-    __init__ again, for every serializer instance. For a field that holds no other fields,
-    copying its attributes is equivalent and much cheaper: binding then sets attributes on
-    the copy only, and the copy gets its own validators list, messages and style."""
-    if isinstance(field, serializers.BaseSerializer) or any(
-        hasattr(field, name) for name in ("child", "child_relation")
-    ):
-        return copy.deepcopy(field)
-    clone = object.__new__(type(field))  # copy.copy's reduce protocol, without its cost
-    clone.__dict__.update(field.__dict__)
-    for name in SHARED_CONTAINERS:
-        if name in clone.__dict__:
-            clone.__dict__[name] = copy.copy(clone.__dict__[name])
-    return clone
-
-
 UNKNOWN_FIELD = "Unknown field."
 
 
@@ -113,9 +93,6 @@ class JsonObjectSerializer(serializers.Serializer):
     own names a Python type), and holds no field it does not declare: a typo is a 400
     that names it, never silently dropped. Read-only fields are declared, so they are
     known and ignored (an object read from the API can be sent back)."""
-
-    def get_fields(self):
-        return {name: _copy_field(field) for name, field in self._declared_fields.items()}
 
     def validate_empty_values(self, data):
         # null where an object belongs says so in the object's own error shape
@@ -142,7 +119,7 @@ class JsonObjectSerializer(serializers.Serializer):
         return validated
 
 
-class MemorySerializer(JsonObjectSerializer):
+class MemorySerializer(ShallowFieldCopies, JsonObjectSerializer):
     """Memory Contract v1, for create (POST) and change (PATCH, partial). A plain
     Serializer: every field is declared here, and ModelSerializer's per-instance model
     introspection cost about a millisecond a request."""
@@ -294,7 +271,7 @@ class MemorySerializer(JsonObjectSerializer):
         attrs["expires_at"] = computed
 
 
-class MemoryListQuerySerializer(serializers.Serializer):
+class MemoryListQuerySerializer(ShallowFieldCopies, serializers.Serializer):
     user_id = UserIdField()
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
     type = serializers.ChoiceField(choices=MemoryType.choices, required=False)
@@ -339,7 +316,7 @@ class MemoryStatsSerializer(serializers.Serializer):
 
 
 @extend_schema_serializer(component_name="Context")  # ContextRequest, not ContextRequestRequest
-class ContextRequestSerializer(JsonObjectSerializer):
+class ContextRequestSerializer(ShallowFieldCopies, JsonObjectSerializer):
     user_id = UserIdField()
     query = StrictCharField(
         max_length=MAX_CONTENT_CHARS,
