@@ -195,7 +195,10 @@ def test_loopback_is_never_locked_out(db, lockout_limit):
 
 def test_key_lookup_returns_the_stored_key_or_none(api_key):
     found = find_key(hash_key(api_key.plaintext))
-    assert found == ApiKey.objects.get(pk=api_key.api_key.pk)
+    stored = ApiKey.objects.get(pk=api_key.api_key.pk)
+    assert found == stored
     assert found.owner_id == "acme"
-    assert found.metadata == api_key.api_key.metadata
+    for field in ApiKey._meta.concrete_fields:  # the same values, of the same types
+        assert getattr(found, field.attname) == getattr(stored, field.attname), field.name
+        assert type(getattr(found, field.attname)) is type(getattr(stored, field.attname))
     assert find_key(hash_key("aimsk_live_unknown")) is None
