@@ -1,0 +1,113 @@
+"""The CPU cost of each step of a create and a list, alone, in microseconds per call (the
+minimum over repeats of process_time), for bench/inprocess.py --steps. Run inside a set-up
+Django process: the steps use the configured database and Redis."""
+
+import io
+import json
+import time
+import timeit
+
+REPEATS = 5
+
+
+def cost(function, number: int = 2000) -> float:
+    """Microseconds of CPU per call: the least over REPEATS runs of `number` calls."""
+    timer = timeit.Timer(function, timer=time.process_time)
+    return min(timer.repeat(REPEATS, number)) / number * 1e6
+
+
+def report(name: str, micros: float, note: str = "") -> None:
+    print(f"  {name:<58} {micros:8.1f} us  {note}", flush=True)
+
+
+def measure_all(*, key: str, owner: str, user: str, body: bytes) -> None:
+    from django.db import connection
+    from rest_framework import serializers
+    from rest_framework.parsers import JSONParser
+    from rest_framework.renderers import JSONRenderer
+
+    from apikeys.authentication import find_key
+    from apikeys.models import ApiKey, hash_key
+    from apikeys.throttling import take
+    from memories import services
+    from memories.fieldcopy import ShallowFieldCopies
+    from memories.serializers import (
+        ContextRequestSerializer,
+        MemoryBatchDeleteSerializer,
+        MemoryBatchSerializer,
+        MemoryListQuerySerializer,
+        MemorySerializer,
+        memory_payload,
+    )
+
+    data = json.loads(body)
+    query = {"user_id": user, "limit": "20"}
+    print("validation")
+    report("MemorySerializer(data).is_valid(), create body",
+           cost(lambda: MemorySerializer(data=data).is_valid()))  # fmt: skip
+    report("MemoryListQuerySerializer(data).is_valid()",
+           cost(lambda: MemoryListQuerySerializer(data=query).is_valid()))  # fmt: skip
+    print("building a serializer's fields: as configured / with DRF's deep copies")
+    for cls in (MemorySerializer, MemoryListQuerySerializer, ContextRequestSerializer,
+                MemoryBatchSerializer, MemoryBatchDeleteSerializer):  # fmt: skip
+        configured = cost(lambda cls=cls: cls().fields)
+        deep = cost(lambda cls=cls: serializers.Serializer.get_fields(cls()))
+        mark = " (ShallowFieldCopies)" if issubclass(cls, ShallowFieldCopies) else ""
+        report(f"  {cls.__name__}", configured, f"/ {deep:.1f} us{mark}")
+
+    print("JSON")
+    api_key = find_key(hash_key(key))
+    page, _ = services.list_memories(owner_id=owner, user_id=user, limit=20)
+    payloads = [memory_payload(m) for m in page]
+    parser, renderer = JSONParser(), JSONRenderer()
+    report("DRF JSONParser.parse(create body)", cost(lambda: parser.parse(io.BytesIO(body))))
+    report("DRF JSONRenderer.render(one memory)", cost(lambda: renderer.render(payloads[0])))
+    report("DRF JSONRenderer.render(20 memories)", cost(lambda: renderer.render(payloads), 500))
+    try:
+        import orjson
+    except ImportError:
+        print("  (orjson not installed)")
+    else:
+        report("orjson.loads(create body)", cost(lambda: orjson.loads(body)))
+        report("orjson.dumps(one memory)", cost(lambda: orjson.dumps(payloads[0])))
+        report("orjson.dumps(20 memories) + isascii()",
+               cost(lambda: orjson.dumps(payloads).isascii(), 500))  # fmt: skip
+
+    print("per-request fixed costs")
+    report("find_key(hash) (one indexed SELECT, compiled once)",
+           cost(lambda: find_key(hash_key(key)), 500))  # fmt: skip
+    report("the same key through the ORM (filter().first(), as the floor)",
+           cost(lambda: ApiKey.objects.filter(key_hash=hash_key(key)).first(), 500))  # fmt: skip
+    report("rate limit: take() (one Redis script call)", cost(lambda: take(api_key), 500))
+    report("health check: connection.is_usable() (SELECT 1)", cost(connection.is_usable, 500))
+
+    print("create: what the service adds to the floor's INSERT")
+    from django.db import connections
+    from django.utils import timezone
+
+    from memories.models import Memory, MemoryVersion
+
+    validated = MemorySerializer(data=data)
+    validated.is_valid(raise_exception=True)
+    fields = validated.validated_data
+    memory = Memory(owner_id=owner, created_at=timezone.now(), updated_at=timezone.now(), **fields)
+    memory.apply_ttl()
+    memory.measure_content()
+    db = connections["default"]
+    report("index terms: _prepare_index (stems, keyed hashes)",
+           cost(lambda: services._prepare_index(memory)))  # fmt: skip
+    report("history: _version() + its row values (snapshot encrypted)",
+           cost(lambda: services._row_values(services._version(
+               memory, event=MemoryVersion.Event.CREATED, number=1), db)))  # fmt: skip
+    report("the memory's row values (its envelope encrypted)",
+           cost(lambda: services._row_values(memory, db)))  # fmt: skip
+    envelope = Memory._meta.get_field("envelope")
+    report("  of which one encryption of the envelope",
+           cost(lambda: envelope.get_prep_value(memory.envelope)))  # fmt: skip
+    report("services.create_memory (the above and the one INSERT statement)",
+           cost(lambda: services.create_memory(owner_id=owner, data={**fields}), 300))  # fmt: skip
+
+    print("list")
+    page_of_20 = lambda: services.list_memories(owner_id=owner, user_id=user, limit=20)  # noqa: E731
+    report("services.list_memories(limit=20): query, 21 rows decrypted", cost(page_of_20, 200))
+    report("memory_payload x 20", cost(lambda: [memory_payload(m) for m in page], 500))
