@@ -80,6 +80,10 @@ def measure_all(*, key: str, owner: str, user: str, body: bytes) -> None:
            cost(lambda: ApiKey.objects.filter(key_hash=hash_key(key)).first(), 500))  # fmt: skip
     report("rate limit: take() (one Redis script call)", cost(lambda: take(api_key), 500))
     report("health check: connection.is_usable() (SELECT 1)", cost(connection.is_usable, 500))
+    from django.conf import settings
+
+    report("a settings look-up (settings.REDIS_URL)", cost(lambda: settings.REDIS_URL, 100_000))
+    middleware_costs(key)
 
     print("create: what the service adds to the floor's INSERT")
     from django.db import connections
@@ -110,4 +114,39 @@ def measure_all(*, key: str, owner: str, user: str, body: bytes) -> None:
     print("list")
     page_of_20 = lambda: services.list_memories(owner_id=owner, user_id=user, limit=20)  # noqa: E731
     report("services.list_memories(limit=20): query, 21 rows decrypted", cost(page_of_20, 200))
+    from memories.models import Memory as Row
+
+    def floor_page():
+        rows = Row.objects.live().filter(owner_id=owner, user_id=user)
+        return list(rows.order_by("-created_at", "-id")[:20])
+
+    report("the floor's query: 20 rows decrypted", cost(floor_page, 200))
     report("memory_payload x 20", cost(lambda: [memory_payload(m) for m in page], 500))
+    report("the next page's cursor", cost(lambda: services.encode_cursor(page[-1]), 5000))
+
+
+def middleware_costs(key: str) -> None:
+    """Each middleware's own work: the stack down to it, around a view that returns a ready
+    response, less the stack above it."""
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIRequest
+    from django.http import HttpResponse
+    from django.utils.module_loading import import_string
+    from inprocess import environ
+
+    def request():
+        return WSGIRequest(environ("POST", "/api/v1/memory", b"{}", key))
+
+    def stack(paths):
+        handler = lambda request: HttpResponse(b"{}", content_type="application/json")  # noqa: E731
+        for path in reversed(paths):
+            handler = import_string(path)(handler)
+        return handler
+
+    previous = cost(lambda: stack([])(request()), 5000)
+    report("a request object and a response (no middleware)", previous)
+    for n, path in enumerate(settings.MIDDLEWARE, start=1):
+        handler = stack(settings.MIDDLEWARE[:n])
+        total = cost(lambda handler=handler: handler(request()), 5000)
+        report(f"  {path.rsplit('.', 1)[1]}", total - previous)
+        previous = total
