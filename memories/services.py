@@ -18,7 +18,7 @@ from rest_framework.exceptions import NotFound
 
 from apikeys.models import AuditEvent
 from apikeys.services import record_event, record_events
-from memories import analyze, crypto, embeddings, text
+from memories import analyze, crypto, embeddings, idempotency, text
 from memories.models import (
     MAX_IMPORTANCE,
     MAX_VERSIONS_PER_MEMORY,
@@ -130,15 +130,22 @@ def _term_columns(alias: str) -> str:
     return ", ".join(quote(field.column) for field in fields)
 
 
-def _insert_values_sql(model, alias: str, rows: int) -> str:
-    """INSERT INTO model's table (every concrete column but an auto id) VALUES, rows times."""
-    quote = connections[alias].ops.quote_name
+def _insert_values_sql(model, alias: str, rows: int, *, when: str | None = None) -> str:
+    """INSERT INTO model's table (every concrete column but an auto id) VALUES, rows times;
+    with when (PostgreSQL), only if that SQL condition holds."""
+    db = connections[alias]
+    quote = db.ops.quote_name
     fields = _insert_fields(model)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return (
-        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608 - names from the model, values as placeholders
-        f"({', '.join(quote(field.column) for field in fields)}) VALUES {', '.join([row] * rows)}"
+    insert = (
+        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"({', '.join(quote(field.column) for field in fields)}) "
     )
+    if when is None:
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        return f"{insert}VALUES {', '.join([row] * rows)}"
+    # VALUES inside a SELECT gets no types from the columns: each placeholder says its own.
+    row = "(" + ", ".join(f"%s::{field.db_type(db)}" for field in fields) + ")"
+    return f"{insert}SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v WHERE {when}"  # noqa: S608 - names from the model, values as placeholders
 
 
 @functools.cache
@@ -148,15 +155,24 @@ def _insert_fields(model: type[Model]) -> list[Any]:
 
 
 @functools.cache
-def _create_sql(alias: str, count: int) -> str:
+def _create_sql(alias: str, count: int, *, keep: bool = False) -> str:
     """PostgreSQL: count memories, their first versions and all their index rows in one
-    statement (data-modifying CTEs): one round trip, atomic by itself, whatever count is."""
+    statement (data-modifying CTEs): one round trip, atomic by itself, whatever count is.
+    With keep, the same statement first keeps an Idempotency-Key's response
+    (idempotency.keep_ctes), writes the rest only if it did, and returns the kept row's id."""
     quote = connections[alias].ops.quote_name
-    return (
-        f"WITH inserted AS ({_insert_values_sql(Memory, alias, count)}), "
-        f"versions AS ({_insert_values_sql(MemoryVersion, alias, count)}) "
+    when = "EXISTS (SELECT 1 FROM kept)" if keep else None
+    created = (
+        f"inserted AS ({_insert_values_sql(Memory, alias, count, when=when)}), "
+        f"versions AS ({_insert_values_sql(MemoryVersion, alias, count, when=when)})"
+    )
+    terms = (
         f"INSERT INTO {quote(MemoryTerm._meta.db_table)} ({_term_columns(alias)}) {_TERM_ARRAYS}"
     )
+    if not keep:
+        return f"WITH {created} {terms}"
+    keeping = idempotency.keep_ctes(alias, locking=True)
+    return f"WITH {keeping}, {created}, terms AS ({terms} WHERE {when}) SELECT id FROM kept"  # noqa: S608 - SQL built above
 
 
 def _shared_term_values(memory: Memory, db) -> list:
@@ -224,24 +240,37 @@ def _row_values(instance: Model, db: BaseDatabaseWrapper) -> list[Any]:
     ]
 
 
-def _insert_created(memories: list[Memory], versions: list, terms: list[dict[int, int]]) -> None:
-    """Write new memories, their first versions and their index rows, all or nothing."""
+def _insert_created(
+    memories: list[Memory],
+    versions: list,
+    terms: list[dict[int, int]],
+    *,
+    keep: list | None = None,
+) -> bool:
+    """Write new memories, their first versions and their index rows, all or nothing.
+    keep (PostgreSQL): Keep.params(), to keep an Idempotency-Key's response in the same
+    statement; False when the key was not free, and nothing was written."""
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor == "postgresql":
-        params = [value for memory in memories for value in _row_values(memory, db)]
+        params = [] if keep is None else list(keep)
+        params += [value for memory in memories for value in _row_values(memory, db)]
         params += [value for version in versions for value in _row_values(version, db)]
         params += _term_array_params(memories, terms, db)
+        sql = _create_sql(db.alias, len(memories), keep=keep is not None)
         # As Model.save(): a failure inside an outer atomic block marks it for rollback.
         with transaction.mark_for_rollback_on_error(db.alias), db.cursor() as cursor:
-            cursor.execute(_create_sql(db.alias, len(memories)), params)
+            cursor.execute(sql, params)
+            if keep is not None and cursor.fetchone() is None:
+                return False
         for instance in (*memories, *versions):
             instance._state.adding, instance._state.db = False, db.alias
-        return
+        return True
     with transaction.atomic():
         Memory.objects.bulk_create(memories)
         MemoryVersion.objects.bulk_create(versions)
         for memory, memory_terms in zip(memories, terms, strict=True):
             _insert_terms(memory, memory_terms)
+    return True
 
 
 def reindex_memory(*, memory_id) -> bool:
@@ -262,11 +291,17 @@ def reindex_memory(*, memory_id) -> bool:
 
 
 def create_memories(
-    *, owner_id: str, items: list[dict], now: datetime | None = None
+    *,
+    owner_id: str,
+    items: list[dict],
+    now: datetime | None = None,
+    keep: idempotency.Keep | None = None,
 ) -> list[Memory]:
     """Store validated memories with their index rows and first versions, all or nothing.
     Every create goes through here (a single create is a batch of one); the clock is read
-    once, here (`now` only backdates test and evaluation data)."""
+    once, here (`now` only backdates test and evaluation data). keep (PostgreSQL): the
+    request's Idempotency-Key, kept by the same statement; when the key is not free,
+    nothing is written and keep.refuse() answers instead (replay, 422 or 409)."""
     now = now or timezone.now()
     memories, versions, terms = [], [], []
     for data in items:
@@ -276,7 +311,9 @@ def create_memories(
         terms.append(_prepare_index(memory))
         memories.append(memory)
         versions.append(_version(memory, event=MemoryVersion.Event.CREATED, number=1))
-    _insert_created(memories, versions, terms)
+    kept = None if keep is None else keep.params(memories, now=now)
+    if not _insert_created(memories, versions, terms, keep=kept) and keep is not None:
+        keep.refuse()
     analyze.note_created(len(memories))
     # The embeddings API is a network call: made after commit, off the request's path.
     for memory in memories:

@@ -65,6 +65,10 @@ IDEMPOTENCY_PARAMETERS = [
 ]
 
 
+def _created_payload(memories: list[Memory]) -> dict:
+    return memory_payload(memories[0])
+
+
 class MemoryCollectionView(APIView):
     @extend_schema(
         summary="Create a memory",
@@ -74,14 +78,14 @@ class MemoryCollectionView(APIView):
         request=MemorySerializer,
         responses={200: MemorySerializer, **error_responses(400, 409, 413, 422)},
     )
-    @idempotent(user_ids=lambda body: [body["user_id"]])
-    def post(self, request):
+    @idempotent(user_ids=lambda body: [body["user_id"]], respond=_created_payload)
+    def post(self, request, keep=None):
         serializer = MemorySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        memory = services.create_memory(
-            owner_id=request.auth.owner_id, data=serializer.validated_data
+        memories = services.create_memories(
+            owner_id=request.auth.owner_id, items=[serializer.validated_data], keep=keep
         )
-        return Response(memory_payload(memory))
+        return Response(_created_payload(memories))
 
     @extend_schema(
         summary="List a user's live memories, newest first",
@@ -348,6 +352,10 @@ def _memory_users(memories: list[dict]) -> list[str]:
     return [memory["user_id"] for memory in memories]
 
 
+def _batch_payload(memories: list[Memory]) -> dict:
+    return {"memories": [memory_payload(memory) for memory in memories]}
+
+
 class MemoryBatchView(APIView):
     @extend_schema(
         summary="Create up to 100 memories, all or nothing",
@@ -362,14 +370,16 @@ class MemoryBatchView(APIView):
         responses={200: MemoryBatchResponseSerializer, **error_responses(400, 409, 413, 422)},
         examples=BATCH_EXAMPLES,
     )
-    @idempotent(user_ids=lambda body: _memory_users(body["memories"]))
-    def post(self, request):
+    @idempotent(user_ids=lambda body: _memory_users(body["memories"]), respond=_batch_payload)
+    def post(self, request, keep=None):
         serializer = MemoryBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         memories = services.create_memories(
-            owner_id=request.auth.owner_id, items=serializer.validated_data["memories"]
+            owner_id=request.auth.owner_id,
+            items=serializer.validated_data["memories"],
+            keep=keep,
         )
-        return Response({"memories": [memory_payload(memory) for memory in memories]})
+        return Response(_batch_payload(memories))
 
 
 class MemoryBatchDeleteView(APIView):

@@ -13,7 +13,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apikeys.services import create_api_key
-from memories.idempotency import key_lock_id
+from memories import crypto
+from memories.idempotency import key_lock_id, request_hash
 from memories.models import IdempotentRequest, IdempotentRequestUser, Memory
 from memories.tests.factories import make_memory
 
@@ -115,7 +116,7 @@ def another_worker_running(owner_id: str, key: str):
     )  # fmt: skip
     try:
         worker.execute("SELECT pg_advisory_xact_lock(%s)", [key_lock_id(owner_id, key)])
-        yield
+        yield worker
     finally:
         worker.close()  # no COMMIT: the lock goes with the connection
 
@@ -140,6 +141,55 @@ def test_a_running_request_makes_the_same_key_409_and_a_crash_frees_it(client):
     assert "Idempotent-Replayed" not in retried
     assert Memory.objects.count() == 2
     assert post(client)["Idempotent-Replayed"] == "true"
+
+
+@pytestmark_postgres
+def test_a_batch_whose_key_is_held_is_409_and_stores_nothing(client):
+    with another_worker_running("acme", "key-1"):
+        response = post(client, path=f"{URL}/batch", body={"memories": [BODY, BODY]})
+        assert (response.status_code, response.json()) == (409, RUNNING)
+    assert Memory.objects.count() == 0
+    assert IdempotentRequest.objects.count() == IdempotentRequestUser.objects.count() == 0
+    assert post(client, path=f"{URL}/batch", body={"memories": [BODY, BODY]}).status_code == 200
+
+
+@pytestmark_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_create_meeting_another_request_that_keeps_the_key_is_409_then_422(api_key):
+    """Another request (an upsert, say) holds the key and has written its response, not yet
+    committed: the create is told the key is in use and stores nothing; once that request
+    committed, the create is a different request."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.plaintext}")
+    upsert = {"method": "POST", "path": f"{URL}/upsert", "data": {**BODY, "key": "k"}}
+    now = timezone.now()
+    with another_worker_running("acme", "key-1") as worker:
+        table = IdempotentRequest._meta.db_table
+        worker.execute(
+            f"INSERT INTO {table} (owner_id, key, request_hash, response_status, "  # noqa: S608 - table name from the model
+            "response_body, created_at, expires_at) VALUES (%s, %s, %s, 200, %s, %s, %s)",
+            ["acme", "key-1", request_hash(**upsert), crypto.encrypt_json({}), now,
+             now + timedelta(hours=1)],
+        )  # fmt: skip
+        response = post(client)
+        assert (response.status_code, response.json()) == (409, RUNNING)
+        assert Memory.objects.count() == 0
+        worker.commit()
+
+        response = post(client)
+        assert (response.status_code, response.json()) == (422, REUSED)
+    assert Memory.objects.count() == 0
+    assert IdempotentRequestUser.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_batches_store_one_batch(api_key):
+    body = {"memories": [BODY, {**BODY, "user_id": "u2"}]}
+    results = run_together(api_key, 6, lambda client: post(client, path=f"{URL}/batch", body=body))
+    assert results.count((200, None)) == 1
+    assert {status for status, _ in results} <= {200, 409}
+    assert Memory.objects.filter(owner_id="acme").count() == 2
+    assert IdempotentRequestUser.objects.count() == 2
 
 
 @pytestmark_postgres
@@ -235,9 +285,9 @@ def test_gdpr_erasure_removes_kept_responses_holding_the_user(client):
     assert "Idempotent-Replayed" not in again
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_identical_requests_store_one_memory(api_key):
-    barrier = threading.Barrier(8)
+def run_together(api_key, count: int, send) -> list[tuple[int, str | None]]:
+    """send(client) from count threads at once: (status, Idempotent-Replayed) of each."""
+    barrier = threading.Barrier(count)
     results, errors = [], []
 
     def run():
@@ -245,21 +295,27 @@ def test_concurrent_identical_requests_store_one_memory(api_key):
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.plaintext}")
         try:
             barrier.wait(10)
-            response = post(client, key="same")
+            response = send(client)
             results.append((response.status_code, response.get("Idempotent-Replayed")))
         except Exception as exc:  # reported to the test, not lost in the thread
             errors.append(repr(exc))
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run) for _ in range(8)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
 
     assert errors == []
-    assert len(results) == 8
+    assert len(results) == count
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_requests_store_one_memory(api_key):
+    results = run_together(api_key, 8, lambda client: post(client, key="same"))
     assert results.count((200, None)) == 1
     assert {status for status, _ in results} <= {200, 409}
     assert Memory.objects.filter(owner_id="acme").count() == 1
