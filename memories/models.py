@@ -415,7 +415,8 @@ class Memory(models.Model):
         for a statement that reads them without the ORM."""
         if envelope is not None:
             return decrypt_json(envelope)[0]
-        assert legacy_content is not None  # a row has an envelope or its legacy content
+        if legacy_content is None:
+            raise ValueError("a memory row holds neither an envelope nor content")
         return decrypt_text(legacy_content)
 
     def _replace(self, index: int, item) -> None:
