@@ -246,21 +246,31 @@ _TF = f"h.tf * {K1 + 1} / (h.tf + {K1} * ({1 - B} + {B} * h.doc_length / c.avgdl
 
 
 class _CandidateRow(NamedTuple):
+    """The first statement's columns for a candidate."""
+
     memory_id: uuid.UUID
     bm25: float
     importance: int | None
     created_at: datetime
-    # The same on every row: the corpus, the perfect match's score, and each query term's
-    # weight times idf (terms sorted; None on SQLite, which has no feedback round).
-    memory_count: float
-    average_length: float
-    perfect: float
     # Encrypted, only on the best matches that feed back: the envelope, or for a row
     # written before envelopes, its content column.
     envelope: str | None
     legacy_content: str | None
+
+
+class _StatisticsRow(NamedTuple):
+    """The first statement's columns for its one statistics row (after a candidate's)."""
+
+    memory_count: float
+    average_length: float
+    perfect: float
+    # Each query term's weight times idf, terms sorted (None on SQLite, which has no
+    # feedback round).
     terms: list[int] | None
     weights: list[float] | None
+
+
+_CANDIDATE_COLUMNS = len(_CandidateRow._fields)
 
 
 @dataclass
@@ -274,7 +284,7 @@ class FirstRound:
 
 def _lexical_candidates(
     scope: Scope, *, weights: dict, limit: int, pool_size: int, feedback: int = 0
-) -> tuple[list[Scored], list[str], FirstRound | None]:
+) -> tuple[list[Scored], list[str], FirstRound]:
     """One query: BM25 over the user's live memories for the hashed query terms, plus the
     most important and the newest live memories as fallback (and re-ranking) candidates;
     and the decrypted content of the `feedback` best matches.
@@ -288,90 +298,104 @@ def _lexical_candidates(
     params.update(pool=pool_size, feedback=feedback)
     cached = _cached_corpus(scope)
     # What the feedback round reuses; it runs on PostgreSQL only (SQLite is for development).
-    term_weights_sql = "SELECT NULL AS terms, NULL AS weights"
+    term_weights_sql = "NULL, NULL"
     if connection.vendor == "postgresql":
         term_weights_sql = """
-        SELECT ARRAY_AGG(q.term ORDER BY q.term) AS terms,
-               ARRAY_AGG(q.weight * s.idf ORDER BY q.term) AS weights
-        FROM q JOIN stems s ON s.stem = q.stem"""
-    # The final rows' liveness is checked again: an index row may outlive a delete.
+               (SELECT ARRAY_AGG(q.term ORDER BY q.term) FROM q JOIN stems s ON s.stem = q.stem),
+               (SELECT ARRAY_AGG(q.weight * s.idf ORDER BY q.term)
+                FROM q JOIN stems s ON s.stem = q.stem)"""
+    # The candidates' liveness is checked again: an index row may outlive a delete.
+    # One row per candidate, and one more (memory_id NULL) with the statistics, which are
+    # the same for every candidate. The candidates' joins stay few: each costs the
+    # planner more than it costs to run.
     sql = f"""
     WITH q(term, weight, stem) AS ({_terms_sql(weights, params)}),
     corpus AS ({_corpus_sql(scope, connection, cached, params)}),
     hits AS ({_hits_sql(scope, connection, term_condition="t.term IN (SELECT term FROM q)")}
     ),
-    df AS (SELECT term, COUNT(*) AS df FROM hits GROUP BY term),
     stems AS (
         SELECT s.stem, s.weight, {_IDF} AS idf
         FROM (
             SELECT q.stem, MAX(q.weight) AS weight, SUM(COALESCE(d.df, 0)) AS df
-            FROM q LEFT JOIN df d ON d.term = q.term GROUP BY q.stem
+            FROM q
+            LEFT JOIN (SELECT term, COUNT(*) AS df FROM hits GROUP BY term) d
+              ON d.term = q.term
+            GROUP BY q.stem
         ) s CROSS JOIN corpus c
     ),
-    term_weights AS ({term_weights_sql}),
-    perfect AS (SELECT COALESCE(SUM(idf), 0) AS score FROM stems WHERE weight >= 1),
     bm25 AS (
         SELECT h.memory_id, SUM(q.weight * s.idf * {_TF}) AS score
         FROM hits h JOIN q ON q.term = h.term JOIN stems s ON s.stem = q.stem
         CROSS JOIN corpus c
         GROUP BY h.memory_id
-        ORDER BY score DESC
+        ORDER BY score DESC, h.memory_id
         LIMIT %(pool)s
     ),
-    feedback AS (SELECT memory_id FROM bm25 ORDER BY score DESC, memory_id LIMIT %(feedback)s),
     {_fallback_sql(scope, connection, max(limit, FALLBACK_POOL), params)},
     candidates AS (
-        SELECT memory_id AS id FROM bm25
-        UNION SELECT id FROM important
-        UNION SELECT id FROM recent
+        SELECT id, MAX(score) AS score, MIN(rank) AS rank
+        FROM (
+            SELECT memory_id AS id, score,
+                   ROW_NUMBER() OVER (ORDER BY score DESC, memory_id) AS rank
+            FROM bm25
+            UNION ALL SELECT id, NULL, NULL FROM important
+            UNION ALL SELECT id, NULL, NULL FROM recent
+        ) u
+        GROUP BY id
     )
-    SELECT m.id, COALESCE(b.score, 0), m.importance, m.created_at, c.n, c.avgdl, p.score,
-           CASE WHEN f.memory_id IS NULL THEN NULL ELSE m.envelope END,
-           CASE WHEN f.memory_id IS NULL THEN NULL ELSE m.content END, w.terms, w.weights
+    SELECT m.id, COALESCE(x.score, 0), m.importance, m.created_at,
+           CASE WHEN x.rank <= %(feedback)s THEN m.envelope END,
+           CASE WHEN x.rank <= %(feedback)s THEN m.content END,
+           NULL, NULL, NULL, NULL, NULL
     FROM candidates x
     JOIN {Memory._meta.db_table} m ON m.id = x.id
-    LEFT JOIN bm25 b ON b.memory_id = x.id
-    LEFT JOIN feedback f ON f.memory_id = x.id
-    CROSS JOIN corpus c CROSS JOIN perfect p CROSS JOIN term_weights w
     WHERE {scope.live_sql("m", connection)}
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, c.n, c.avgdl,
+           (SELECT COALESCE(SUM(idf), 0) FROM stems WHERE weight >= 1),
+           {term_weights_sql}
+    FROM corpus c
     """  # noqa: S608 - parts built above from models, constants and Scope; values as named placeholders
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = [_CandidateRow(*row) for row in cursor.fetchall()]
-    if not rows:
-        return [], [], None
-    first = rows[0]
-    corpus = Corpus(first.memory_count, first.average_length)
+        rows = cursor.fetchall()
+    statistics = next(_StatisticsRow(*row[_CANDIDATE_COLUMNS:]) for row in rows if row[0] is None)
+    corpus = Corpus(statistics.memory_count, statistics.average_length)
     if cached is None:
         _remember_corpus(scope, corpus)
-    candidates = [
-        Scored(
-            _as_uuid(row.memory_id),
-            float(row.bm25),
-            row.importance,
-            _as_datetime(row.created_at),
-            float(row.perfect),
+    perfect = float(statistics.perfect)
+    candidates: list[Scored] = []
+    best: list[str] = []
+    for raw in rows:
+        if raw[0] is None:
+            continue
+        row = _CandidateRow(*raw[:_CANDIDATE_COLUMNS])
+        created_at = _as_datetime(row.created_at)
+        candidates.append(
+            Scored(_as_uuid(row.memory_id), float(row.bm25), row.importance, created_at, perfect)
         )
-        for row in rows
-    ]
-    best = [
-        Memory.content_from_columns(row.envelope, row.legacy_content)
-        for row in rows
-        if row.envelope or row.legacy_content
-    ]
-    return candidates, best, FirstRound(corpus, first.terms, first.weights)
+        if row.envelope or row.legacy_content:
+            best.append(Memory.content_from_columns(row.envelope, row.legacy_content))
+    return candidates, best, FirstRound(corpus, statistics.terms, statistics.weights)
 
 
 class _FeedbackRow(NamedTuple):
     memory_id: uuid.UUID
     score: float  # expansion score; for a new memory, plus its query-term score
-    importance: int | None
-    created_at: datetime
+    importance: int | None  # None for a known candidate
+    created_at: datetime | None
+
+
+class Feedback(NamedTuple):
+    """The feedback round's result: expansion scores of known candidates, and new ones."""
+
+    known: dict[uuid.UUID, float]
+    fresh: list[Scored]
 
 
 def _feedback_round(
     scope: Scope, *, expansion: dict, first: FirstRound, known: list[uuid.UUID], pool_size: int
-) -> list[Scored]:
+) -> Feedback:
     """BM25 of the expansion terms, reusing the first round (whose rows for common query
     words are the costly part): for the known candidates, the expansion score alone; for
     up to pool_size new memories, expansion plus query-term score. An expansion term in
@@ -386,24 +410,29 @@ def _feedback_round(
         query_terms=first.terms,
         query_weights=first.weights,
     )
+    # Known candidates were found live by the first statement: only new memories need
+    # the memories table (for liveness, importance and age).
     sql = f"""
     WITH q(term, weight, stem) AS ({_terms_sql(expansion, params)}),
     corpus AS (
         SELECT CAST(%(corpus_count)s AS DOUBLE PRECISION) AS n,
                CAST(%(corpus_average_length)s AS DOUBLE PRECISION) AS avgdl
     ),
+    known AS (SELECT UNNEST(%(known)s::uuid[]) AS memory_id),
     hits AS (
         SELECT t.memory_id, t.term, t.tf, t.doc_length
         FROM q CROSS JOIN LATERAL ({_hits_sql(scope, connection, term_condition="t.term = q.term")}
             LIMIT {FEEDBACK_MAX_DF + 1}
         ) t
     ),
-    df AS (SELECT term, COUNT(*) AS df FROM hits GROUP BY term),
     stems AS (
         SELECT s.stem, CASE WHEN s.df > {FEEDBACK_MAX_DF} THEN 0 ELSE {_IDF} END AS idf
         FROM (
             SELECT q.stem, SUM(COALESCE(d.df, 0)) AS df
-            FROM q LEFT JOIN df d ON d.term = q.term GROUP BY q.stem
+            FROM q
+            LEFT JOIN (SELECT term, COUNT(*) AS df FROM hits GROUP BY term) d
+              ON d.term = q.term
+            GROUP BY q.stem
         ) s CROSS JOIN corpus c
     ),
     expanded AS (
@@ -413,8 +442,8 @@ def _feedback_round(
         GROUP BY h.memory_id
     ),
     fresh AS (
-        SELECT memory_id FROM expanded
-        WHERE score > 0 AND NOT (memory_id = ANY(%(known)s::uuid[]))
+        SELECT memory_id, score FROM expanded
+        WHERE score > 0 AND memory_id NOT IN (SELECT memory_id FROM known)
         ORDER BY score DESC, memory_id LIMIT %(pool)s
     ),
     own AS (
@@ -426,22 +455,28 @@ def _feedback_round(
         WHERE h.memory_id IN (SELECT memory_id FROM fresh)
         GROUP BY h.memory_id
     )
-    SELECT m.id, e.score + COALESCE(o.score, 0), m.importance, m.created_at
-    FROM expanded e
-    JOIN {Memory._meta.db_table} m ON m.id = e.memory_id
-    LEFT JOIN own o ON o.memory_id = e.memory_id
-    WHERE (e.memory_id = ANY(%(known)s::uuid[]) OR e.memory_id IN (SELECT memory_id FROM fresh))
-      AND {scope.live_sql("m", connection)}
+    SELECT e.memory_id, e.score, NULL, NULL
+    FROM expanded e JOIN known k ON k.memory_id = e.memory_id
+    UNION ALL
+    SELECT m.id, f.score + COALESCE(o.score, 0), m.importance, m.created_at
+    FROM fresh f
+    JOIN {Memory._meta.db_table} m ON m.id = f.memory_id
+    LEFT JOIN own o ON o.memory_id = f.memory_id
+    WHERE {scope.live_sql("m", connection)}
     """  # noqa: S608 - parts built above from models, constants and Scope; values as named placeholders
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = [_FeedbackRow(*row) for row in cursor.fetchall()]
-    return [
-        Scored(
-            _as_uuid(row.memory_id), float(row.score), row.importance, _as_datetime(row.created_at)
-        )
-        for row in rows
-    ]
+    result = Feedback({}, [])
+    for row in rows:
+        if row.created_at is None:
+            result.known[_as_uuid(row.memory_id)] = float(row.score)
+        else:
+            created_at = _as_datetime(row.created_at)
+            result.fresh.append(
+                Scored(_as_uuid(row.memory_id), float(row.score), row.importance, created_at)
+            )
+    return result
 
 
 def _fallback_candidates(scope: Scope, *, limit: int) -> list[Scored]:
@@ -484,18 +519,15 @@ def _feedback_stems(contents: list[str], known) -> dict[str, float]:
     return {stem: PRF_WEIGHT * n / len(contents) for stem, n in best}
 
 
-def _add_feedback(candidates: list[Scored], extra: list[Scored]) -> None:
+def _add_feedback(candidates: list[Scored], feedback: Feedback) -> None:
     """Add the feedback round's scores: to known candidates their expansion score, and the
     new memories it found with their whole score."""
     perfect = candidates[0].perfect if candidates else 0.0
-    by_id = {c.memory_id: c for c in candidates}
-    for e in extra:
-        known = by_id.get(e.memory_id)
-        if known is not None:
-            known.bm25 += e.bm25
-        else:
-            e.perfect = perfect
-            candidates.append(e)
+    for c in candidates:
+        c.bm25 += feedback.known.get(c.memory_id, 0.0)
+    for c in feedback.fresh:
+        c.perfect = perfect
+        candidates.append(c)
 
 
 def retrieve_context(
@@ -524,8 +556,8 @@ def retrieve_context(
             scope, weights=weights, limit=limit, pool_size=pool_size, feedback=feedback
         )
         expansion = _feedback_stems(best, stem_weights) if best else {}
-        if expansion and first is not None and first.terms is not None:
-            extra = _feedback_round(
+        if expansion and first.terms is not None:
+            found = _feedback_round(
                 scope,
                 expansion=_hashed_weights(
                     owner_id=owner_id, user_id=user_id, stem_weights=expansion
@@ -534,7 +566,7 @@ def retrieve_context(
                 known=[c.memory_id for c in candidates],
                 pool_size=FEEDBACK_POOL,
             )
-            _add_feedback(candidates, extra)
+            _add_feedback(candidates, found)
     else:
         candidates = _fallback_candidates(scope, limit=limit)
 
