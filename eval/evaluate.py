@@ -139,6 +139,10 @@ def start_embedding_server() -> subprocess.Popen:
     os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
     os.environ["OPENAI_API_KEY"] = "local"
     os.environ["OPENAI_EMBEDDING_MODEL"] = "all-MiniLM-L6-v2"
+    # The service's 5 s deadline suits a request; loading the set sends batches of 64
+    # texts to a model on the same CPUs, which a loaded machine can take longer to embed
+    # (the backfill then stops at the breaker).
+    os.environ.setdefault("OPENAI_EMBEDDING_TIMEOUT_SECONDS", "120")
     print(f"started the local embeddings server: {line.strip()}", file=sys.stderr)
     return server
 
