@@ -413,12 +413,14 @@ def live_memory(
     return memory
 
 
-def update_memory(*, memory: Memory, data: dict) -> Memory:
+def update_memory(*, memory: Memory, data: dict, locked: bool = False) -> Memory:
     """Apply validated changes to the memory as it is now: the row is read again and
-    locked, and the index, content hash and embedding are built from it inside the lock,
-    so a concurrent change can never leave the index describing older content."""
+    locked (unless the caller locked it in this transaction and passes locked), and the
+    index, content hash and embedding are built from it inside the lock, so a concurrent
+    change can never leave the index describing older content."""
     with transaction.atomic():
-        memory = _lock_current(memory)
+        if not locked:
+            memory = _lock_current(memory)
         for name, value in data.items():
             setattr(memory, name, value)
         memory.updated_at = timezone.now()
@@ -569,7 +571,7 @@ def upsert_memory(
         changes = _upsert_changes(existing, data, merge_metadata, revalidate)
         if not changes:
             return UpsertResult("unchanged", existing)
-        return UpsertResult("updated", update_memory(memory=existing, data=changes))
+        return UpsertResult("updated", update_memory(memory=existing, data=changes, locked=True))
 
 
 def _newest(rows) -> Memory | None:

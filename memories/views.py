@@ -171,7 +171,9 @@ class MemoryDetailView(APIView):
             )
             serializer = MemorySerializer(memory, data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
-            memory = services.update_memory(memory=memory, data=serializer.validated_data)
+            memory = services.update_memory(
+                memory=memory, data=serializer.validated_data, locked=True
+            )
         return Response(memory_payload(memory))
 
     @extend_schema(
