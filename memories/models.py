@@ -353,11 +353,21 @@ class Memory(models.Model):
         return f"{self.type} memory {self.id}"
 
     def save(self, *args, **kwargs):
-        """For changes to an existing row. New memories are written by
-        memories.services.create_memories alone, on every database without this method (it
-        computes the same derived columns): add nothing here that a create also needs."""
+        """For changes to an existing row; on PostgreSQL, services._save_with_version
+        writes them without this method, through prepare_save(): put what a change needs
+        there. New memories are written by memories.services.create_memories alone, on
+        every database without this method (it computes the same derived columns): add
+        nothing here that a create also needs."""
+        update_fields = self.prepare_save(kwargs.get("update_fields"))
+        if update_fields is not None:
+            kwargs["update_fields"] = update_fields
+        super().save(*args, **kwargs)
+
+    def prepare_save(self, update_fields) -> set[str] | None:
+        """Measure the content and seal the envelope; return the fields that a save of
+        update_fields writes (None: every field). save() calls it; so does a statement
+        that writes a change without save()."""
         self.measure_content()
-        update_fields = kwargs.get("update_fields")
         # A row loaded in the earlier format moves into an envelope on any save (its
         # values unchanged, so a save of other fields may carry it).
         earlier = self.__dict__.get("legacy_content") is not None
@@ -365,13 +375,13 @@ class Memory(models.Model):
         if sealing:
             self._enveloped()
             self.legacy_content = self.legacy_value = self.legacy_metadata = None
-        if update_fields is not None:
-            measured = {"content": "content_chars", "value": "value_bytes"}
-            extra = {measured[name] for name in update_fields if name in measured}
-            if sealing:
-                extra |= set(self.ENCRYPTED_COLUMNS)
-            kwargs["update_fields"] = {*update_fields, *extra} - self._ENVELOPED
-        super().save(*args, **kwargs)
+        if update_fields is None:
+            return None
+        measured = {"content": "content_chars", "value": "value_bytes"}
+        extra = {measured[name] for name in update_fields if name in measured}
+        if sealing:
+            extra |= set(self.ENCRYPTED_COLUMNS)
+        return {*update_fields, *extra} - self._ENVELOPED
 
     @property
     def content(self) -> str:

@@ -339,11 +339,12 @@ def _version(memory: Memory, *, event: str, number: int) -> MemoryVersion:
 
 
 @functools.cache
-def _next_version_sql(alias: str) -> str:
-    """Append a version numbered one past the memory's newest (the caller holds the
-    memory's row lock, so numbers cannot race). On PostgreSQL the same statement drops
-    the versions that fall out of the newest MAX_VERSIONS_PER_MEMORY: a memory changed
-    more than that many times pays no second statement on every change."""
+def _version_sql(alias: str) -> tuple[str, str]:
+    """(trim, append). append adds a version numbered one past the memory's newest (the
+    caller holds the memory's row lock, so numbers cannot race). On PostgreSQL, trim is a
+    CTE for the same statement that drops the versions falling out of the newest
+    MAX_VERSIONS_PER_MEMORY, so a memory changed more than that many times pays no second
+    statement on every change (elsewhere "": the caller deletes them)."""
     quote = connections[alias].ops.quote_name
     table = quote(MemoryVersion._meta.db_table)
     fields = _insert_fields(MemoryVersion)
@@ -356,32 +357,69 @@ def _next_version_sql(alias: str) -> str:
         f"WHERE memory_id = %s RETURNING version"
     )
     if connections[alias].vendor != "postgresql":
-        return append
+        return "", append
     # Both parts see the versions as they were before the statement.
-    return (
-        f"WITH trimmed AS (DELETE FROM {table} WHERE memory_id = %s AND version <= "  # noqa: S608 - names from the model, values as placeholders
-        f"(SELECT MAX(version) FROM {table} WHERE memory_id = %s) + 1 - {MAX_VERSIONS_PER_MEMORY}) "
-        f"{append}"
+    trim = (
+        f"trimmed AS (DELETE FROM {table} WHERE memory_id = %s AND version <= "  # noqa: S608 - names from the model, values as placeholders
+        f"(SELECT MAX(version) FROM {table} WHERE memory_id = %s) + 1 - {MAX_VERSIONS_PER_MEMORY})"
     )
+    return trim, append
 
 
-def _record_version(memory: Memory, *, event: str) -> None:
-    """Inside the change's transaction: add the memory's state as its newest version."""
-    db = connections[DEFAULT_DB_ALIAS]
+def _version_params(memory: Memory, *, event: str, db) -> list:
+    """_version_sql's parameters (trim's first, on PostgreSQL) for the memory's state."""
     version = _version(memory, event=event, number=0)
-    fields = _insert_fields(MemoryVersion)
     params = [
         field.get_db_prep_save(field.pre_save(version, True), db)
-        for field in fields
+        for field in _insert_fields(MemoryVersion)
         if field.name != "version"
     ]
     memory_id = Memory._meta.pk.get_db_prep_value(memory.pk, db)
-    postgresql = db.vendor == "postgresql"
+    trim = [memory_id, memory_id] if db.vendor == "postgresql" else []
+    return [*trim, *params, memory_id]
+
+
+@functools.cache
+def _update_sql(alias: str, names: frozenset[str]) -> tuple[str, tuple[Any, ...]]:
+    """UPDATE of one memory's fields named in names, and those fields in the order of
+    the statement's placeholders (the memory's id is the last parameter)."""
+    quote = connections[alias].ops.quote_name
+    fields: tuple[Any, ...] = tuple(f for f in Memory._meta.concrete_fields if f.name in names)
+    if len(fields) != len(names):  # as save(update_fields=...) refuses an unknown name
+        raise ValueError(f"not fields of Memory: {sorted(names - {f.name for f in fields})}")
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    pk: Any = Memory._meta.pk
+    table = quote(Memory._meta.db_table)
+    return f"UPDATE {table} SET {assignments} WHERE {quote(pk.column)} = %s", fields  # noqa: S608 - names from the model, values as placeholders
+
+
+def _update_statement(memory: Memory, fields: set[str], db) -> tuple[str, list]:
+    """The UPDATE that memory.save(update_fields=fields) sends, with its parameters."""
+    sql, columns = _update_sql(db.alias, frozenset(memory.prepare_save(fields) or ()))
+    params = [field.get_db_prep_save(field.pre_save(memory, False), db) for field in columns]
+    return sql, [*params, Memory._meta.pk.get_db_prep_value(memory.pk, db)]
+
+
+def _save_with_version(memory: Memory, *, fields: set[str], event: str) -> None:
+    """Inside the change's transaction, with the memory's row locked: save its changed
+    fields and add its new state as its newest version. On PostgreSQL in one statement
+    (the UPDATE as a data-modifying CTE), so history costs PATCH no round trip."""
+    db = connections[DEFAULT_DB_ALIAS]
+    trim, append = _version_sql(db.alias)
+    version_params = _version_params(memory, event=event, db=db)
+    if db.vendor == "postgresql":
+        update, update_params = _update_statement(memory, fields, db)
+        # As Model.save(): a failure inside an outer atomic block marks it for rollback.
+        with transaction.mark_for_rollback_on_error(db.alias), db.cursor() as cursor:
+            cursor.execute(
+                f"WITH updated AS ({update}), {trim} {append}", [*update_params, *version_params]
+            )
+        return
+    memory.save(update_fields=fields)
     with db.cursor() as cursor:
-        trim = [memory_id, memory_id] if postgresql else []
-        cursor.execute(_next_version_sql(db.alias), [*trim, *params, memory_id])
+        cursor.execute(append, version_params)
         (number,) = cursor.fetchone()
-    if number > MAX_VERSIONS_PER_MEMORY and not postgresql:
+    if number > MAX_VERSIONS_PER_MEMORY:
         MemoryVersion.objects.filter(
             memory_id=memory.pk, version__lte=number - MAX_VERSIONS_PER_MEMORY
         ).delete()
@@ -429,8 +467,7 @@ def update_memory(*, memory: Memory, data: dict, locked: bool = False) -> Memory
         if reindex:
             terms = _prepare_index(memory)
             changed |= {"term_count", "index_version", "content_hash"}
-        memory.save(update_fields=changed)
-        _record_version(memory, event=MemoryVersion.Event.UPDATED)
+        _save_with_version(memory, fields=changed, event=MemoryVersion.Event.UPDATED)
         if reindex:
             MemoryTerm.objects.filter(memory=memory).delete()
             _insert_terms(memory, terms)
@@ -445,8 +482,8 @@ def soft_delete_memory(*, memory: Memory) -> Memory:
         memory = _lock_current(memory)
         memory.is_deleted = True
         memory.updated_at = timezone.now()
-        memory.save(update_fields=["is_deleted", "updated_at"])
-        _record_version(memory, event=MemoryVersion.Event.SOFT_DELETED)
+        fields = {"is_deleted", "updated_at"}
+        _save_with_version(memory, fields=fields, event=MemoryVersion.Event.SOFT_DELETED)
         MemoryTerm.objects.filter(memory=memory).delete()
         MemoryEmbedding.objects.filter(memory=memory).delete()
     return memory
