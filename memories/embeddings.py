@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from django.conf import settings
@@ -109,6 +110,29 @@ def embed_texts(texts: list[str], *, prefix: str = "") -> list[np.ndarray] | Non
 def embed_query(query: str) -> np.ndarray | None:
     found = embed_texts([query], prefix=settings.OPENAI_EMBEDDING_QUERY_PREFIX)
     return found[0] if found else None
+
+
+def start_query_embedding(query: str) -> Callable[[], np.ndarray | None]:
+    """Ask for the query's vector on a helper thread and return a function that waits
+    for it: the caller ranks lexically meanwhile, so a context request costs the longer
+    of the two, not their sum. The wait is bounded by embed_texts' own deadline; the
+    helper never touches the database."""
+    done = threading.Event()
+    found: list[np.ndarray | None] = [None]
+
+    def run() -> None:
+        try:
+            found[0] = embed_query(query)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="embed-query", daemon=True).start()
+
+    def wait() -> np.ndarray | None:
+        done.wait()
+        return found[0]
+
+    return wait
 
 
 # --- storing ----------------------------------------------------------------------------
@@ -271,12 +295,15 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b))
 
 
-def rerank(candidates, *, owner_id: str, user_id: str, query: str) -> None:
+def rerank(
+    candidates, *, owner_id: str, user_id: str, query_vector: Callable[[], np.ndarray | None]
+) -> None:
     """Fuse each candidate's score with the cosine similarity of its stored vector to the
-    query's (see `fuse`). Leaves the lexical scores alone when the service fails."""
+    query's, given by query_vector() (see `start_query_embedding` and `fuse`). Leaves the
+    lexical scores alone when the service fails."""
     if not candidates:
         return
-    query_vector = embed_query(query)
+    query_vector = query_vector()
     if query_vector is None:
         return
     stored = stored_vectors(

@@ -545,6 +545,8 @@ def retrieve_context(
     Decrypts only the rows it returns (and, for feedback, the best few matches)."""
     now = timezone.now()
     semantic = bool(settings.OPENAI_EMBEDDING_MODEL and query.strip())
+    # The embeddings call is a network round trip: made while the lexical statements run.
+    query_vector = embeddings.start_query_embedding(query) if semantic else None
     stem_weights = text.query_terms(query)
     scope = Scope(owner_id, user_id, now, tuple(types or ()), min_importance)
     if stem_weights:
@@ -573,8 +575,8 @@ def retrieve_context(
     for c in candidates:
         importance, recency = _importance(c.importance), _recency(c.created_at, now)
         c.score = 0.80 * lexical_score(c) + 0.12 * importance + 0.08 * recency
-    if semantic:
-        embeddings.rerank(candidates, owner_id=owner_id, user_id=user_id, query=query)
+    if query_vector is not None:
+        embeddings.rerank(candidates, owner_id=owner_id, user_id=user_id, query_vector=query_vector)
     candidates.sort(key=lambda c: (-c.score, -c.bm25, -c.created_at.timestamp(), str(c.memory_id)))
     for c in candidates:
         c.score = round(min(1.0, max(0.0, c.score)), 4)
