@@ -303,13 +303,13 @@ def rerank(
     lexical scores alone when the service fails."""
     if not candidates:
         return
-    query_vector = query_vector()
-    if query_vector is None:
+    query = query_vector()
+    if query is None:
         return
     stored = stored_vectors(
         owner_id=owner_id, user_id=user_id, memory_ids=[c.memory_id for c in candidates]
     )
-    similarities = {memory_id: cosine(query_vector, vector) for memory_id, vector in stored.items()}
+    similarities = {memory_id: cosine(query, vector) for memory_id, vector in stored.items()}
     fuse(candidates, similarities)
 
 
