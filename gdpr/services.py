@@ -152,14 +152,17 @@ def erase_user(*, owner_id: str, user_id: str, actor: str) -> dict[str, int]:
     Idempotent: a second call returns zeros."""
     with transaction.atomic():
         _lock_memories(owner_id=owner_id, user_id=user_id)
-        # Kept responses first (their user links cascade): they are copies of memory data.
-        _, deleted = _kept_responses(owner_id=owner_id, user_id=user_id).delete()
-        counts = {"idempotent_responses": deleted.get(IdempotentRequest._meta.label, 0)}
+        counts = {}
         for name, model in USER_TABLES.items():
             # only("pk"): deleting must not load (and decrypt) what it is about to erase.
             rows = model.objects.filter(owner_id=owner_id, user_id=user_id).only("pk")
             deleted, _ = rows.delete()
             counts[name] = deleted
+        # Kept responses (their user links cascade) are copies of memory data: deleted
+        # after the memories, so that one committed by a create in between (a create
+        # with an Idempotency-Key commits in one statement) cannot outlive the erasure.
+        _, kept = _kept_responses(owner_id=owner_id, user_id=user_id).delete()
+        counts["idempotent_responses"] = kept.get(IdempotentRequest._meta.label, 0)
         record_event(
             event=AuditEvent.Event.GDPR_ERASE,
             owner_id=owner_id,

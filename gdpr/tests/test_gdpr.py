@@ -6,12 +6,13 @@ from datetime import timedelta
 import pytest
 from django.apps import apps
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apikeys.models import AuditEvent, hash_identifier
 from gdpr.services import erase_user
 from memories import services
-from memories.models import Memory, MemoryEmbedding, MemoryTerm
+from memories.models import IdempotentRequest, Memory, MemoryEmbedding, MemoryTerm
 from memories.services import soft_delete_memory
 from memories.tests.factories import make_memory, run_concurrently
 
@@ -151,6 +152,30 @@ def test_erased_identity_is_nowhere_in_the_database(client, user_data):
             cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names from introspection
             for row in cursor.fetchall():
                 assert marker_user not in repr(row), table
+
+
+def test_erasure_deletes_kept_responses_after_the_memories(client, user_data):
+    """A create with an Idempotency-Key commits its memory and its kept response in one
+    statement, so it can commit between two of the erasure's statements. The kept
+    responses (copies of memory data) go last: such a create's memory is then erased
+    with its copy, and no replay can hand back erased data."""
+    client.post(
+        "/api/v1/memory",
+        {"user_id": "u1", "type": "fact", "content": "kept for retries"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="retry-1",
+    )
+    kept_table = IdempotentRequest._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        erase_user(owner_id="acme", user_id="u1", actor="test")
+
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    memory_deletes = [i for i, sql in enumerate(deletes) if Memory._meta.db_table + '"' in sql]
+    kept_deletes = [i for i, sql in enumerate(deletes) if kept_table + '"' in sql]
+    assert memory_deletes
+    assert kept_deletes
+    assert min(kept_deletes) > max(memory_deletes)
+    assert not IdempotentRequest.objects.filter(owner_id="acme").exists()
 
 
 def test_erasure_is_idempotent(client, user_data):
