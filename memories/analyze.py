@@ -71,6 +71,9 @@ def analyze_stale_tables() -> list[str]:
         if not cursor.fetchone()[0]:
             return []
         for table in stale:
-            cursor.execute(f"ANALYZE {db.ops.quote_name(table)}")
+            # SKIP_LOCKED: a VACUUM, an index build or another ANALYZE holding the table
+            # would otherwise hold up the request that crossed the mark; the next check
+            # analyzes it instead.
+            cursor.execute(f"ANALYZE (SKIP_LOCKED) {db.ops.quote_name(table)}")
     logger.info("analyzed %s", ", ".join(stale))
     return stale
