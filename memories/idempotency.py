@@ -326,6 +326,17 @@ def idempotent(user_ids: Callable[[dict], Iterable[str]], respond: Callable | No
                     response = handler(view, request, *args, keep=keep, **kwargs)
                 except Replay as replay:
                     return replay.response
+                except exceptions.APIException as error:
+                    if error.status_code >= 500:
+                        raise
+                    # The request failed before its statement (validation): report the
+                    # key first, as the transactional path does, since it claims the key
+                    # before running the request: 409 while held, 422 if used with
+                    # another request. Autocommit: the lock is held for one statement.
+                    kept = _claim(owner_id=owner_id, key=key, request=sent, computed=keep.computed)
+                    if kept is not None:
+                        return kept
+                    raise
             else:
                 computed = request_hash(**sent)
                 with transaction.atomic():

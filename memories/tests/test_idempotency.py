@@ -126,6 +126,27 @@ pytestmark_postgres = pytest.mark.skipif(
 )
 
 
+@pytest.mark.parametrize("path", [URL, f"{URL}/batch", f"{URL}/upsert"])
+def test_a_reused_key_with_an_invalid_body_is_422_not_400(client, path):
+    """The key is judged before the body: a client that reused a key learns that, not
+    only that its second body was invalid."""
+    post(client)
+    response = post(client, path=path, body={"user_id": "u1", "type": "nonsense"})
+    assert (response.status_code, response.json()) == (422, REUSED)
+    fresh = post(client, path=path, body={"user_id": "u1", "type": "nonsense"}, key="key-new")
+    assert fresh.status_code == 400
+    assert Memory.objects.count() == 1
+
+
+@pytestmark_postgres
+def test_a_held_key_with_an_invalid_body_is_409(client):
+    with another_worker_running("acme", "key-1"):
+        response = post(client, body={"user_id": "u1", "type": "nonsense"})
+        assert (response.status_code, response.json()) == (409, RUNNING)
+    assert post(client, body={"user_id": "u1", "type": "nonsense"}).status_code == 400
+    assert not IdempotentRequest.objects.exists()
+
+
 @pytestmark_postgres
 def test_a_running_request_makes_the_same_key_409_and_a_crash_frees_it(client):
     with another_worker_running("acme", "key-1"):
