@@ -4,7 +4,9 @@ Nothing is converted here: existing rows keep their three tokens, in the same co
 nullable, and named legacy_* in the model), and are read from them until their next write,
 which moves them into the envelope; rotate_encryption_key writes every row. No column is
 renamed or dropped, so a worker of the previous version that still runs while this
-migration applies keeps reading and writing the rows it knows.
+migration applies keeps reading and writing the rows it knows. It cannot read rows that
+the new code writes, and a change it makes to one is lost: old workers must stop before
+new ones serve (docs/DEPLOYMENT.md).
 """
 
 from django.db import migrations
