@@ -1,5 +1,5 @@
-"""CPU per request of create and list against their floors, in one process, for when the
-machine is too busy for throughput to mean anything.
+"""CPU per request of create and list against their floors, and of upsert against create,
+in one process, for when the machine is too busy for throughput to mean anything.
 
     .venv/bin/python bench/inprocess.py [--requests 400] [--rounds 3] [--pairs create,list]
     .venv/bin/python bench/inprocess.py --steps          # each step's cost alone
@@ -64,11 +64,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per block")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--pairs", default="create,list")
+    parser.add_argument("--pairs", default="create,list", help="of create, list, upsert")
     parser.add_argument(
         "--profile",
         metavar="ENDPOINT",
-        help="instead: cProfile (CPU time) one block of create, floor, list or list-floor "
+        help="instead: cProfile (CPU time) one block of create, floor, list, list-floor "
+        "or upsert (unchanged: the warm-up created its keys) "
         "and print the top functions in --sort order",
     )
     parser.add_argument("--sort", default="cumulative", help="pstats order for --profile")
@@ -105,13 +106,19 @@ def measure(key: str, args) -> None:
     user = user_for(SIZE)
     create = [json.dumps(b).encode() for b in corpus.memories(400, "bench-create", seed=424242)]
     floor = [json.dumps(b).encode() for b in corpus.memories(400, "bench-floor", seed=424242)]
+    # As bench/run.py's upsert: 400 keys, created by the warm-up pass, then unchanged.
+    upsert = [
+        json.dumps({**b, "key": f"bench_key_{n}"}).encode()
+        for n, b in enumerate(corpus.memories(400, "bench-upsert", seed=424242))
+    ]
     endpoints = {
         "create": lambda n: ("POST", "/api/v1/memory", create[n % len(create)]),
         "floor": lambda n: ("POST", "/floor/memory", floor[n % len(floor)]),
         "list": lambda n: ("GET", f"/api/v1/memory?user_id={user}&limit=20", b""),
         "list-floor": lambda n: ("GET", f"/floor/memory?user_id={user}&limit=20", b""),
+        "upsert": lambda n: ("POST", "/api/v1/memory/upsert", upsert[n % len(upsert)]),
     }
-    pairs = {"create": "floor", "list": "list-floor"}
+    pairs = {"create": "floor", "list": "list-floor", "upsert": "create"}
     statuses = []
 
     def start_response(status, headers, exc_info=None):
@@ -132,7 +139,7 @@ def measure(key: str, args) -> None:
         return cpu * 1000 / count, db * 1000 / HZ / count
 
     for name in endpoints:  # warm: imports, statements compiled once, connection
-        block(name, 50)
+        block(name, len(upsert) if name == "upsert" else 50)
     if args.steps:
         import steps
 
