@@ -450,6 +450,19 @@ class MemoryUpsertSerializer(MemorySerializer):
         "updated, or a memory is created.",
     )
 
+    def holds_as_a_change_of(self, memory) -> bool:
+        """Whether validating this (valid) body as a PATCH of memory would give the same
+        result as its validation as a create, so the upsert need not run it again. The
+        fields validate alike, and a create requires type, content and key, so rules mode
+        sees the same fields either way; only two things read the memory: the mode, when
+        the body gives none (a create's is explicit, a PATCH's the memory's), and a TTL with
+        an expiry to check against it (from now, or from the memory's created_at). The
+        stored expiry needs no second look: the upsert counts a TTL from created_at."""
+        given = self.initial_data
+        mode_alike = "ingestion_mode" in given or memory.ingestion_mode != IngestionMode.RULES
+        ttl_alike = given.get("ttl_seconds") is None or given.get("expires_at") is None
+        return mode_alike and ttl_alike
+
 
 class MemoryUpsertResponseSerializer(serializers.Serializer):
     result = serializers.ChoiceField(

@@ -440,7 +440,9 @@ class MemoryUpsertView(APIView):
 
         def as_a_change(existing):
             # An update is validated as PATCH validates it: rules mode against the memory's
-            # current type and key, a TTL from its created_at.
+            # current type and key, a TTL from its created_at; unless that cannot differ.
+            if serializer.holds_as_a_change_of(existing):
+                return serializer.validated_data
             change = MemorySerializer(existing, data=request.data, partial=True)
             change.is_valid(raise_exception=True)
             return change.validated_data
