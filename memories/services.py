@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Model, Q
 from django.db.models.fields import AutoFieldMixin
@@ -29,6 +29,7 @@ from memories.models import (
     MemoryType,
     MemoryVersion,
     expired_q,
+    live_sql,
 )
 from memories.serializers import MetadataField
 
@@ -587,12 +588,11 @@ def upsert_memory(
     revalidate: validates the request again as a change of the locked memory (as PATCH
     does: rules mode and TTL against its current state) and returns the changes."""
     user_id, key = data["user_id"], data["key"]
-    rows = Memory.objects.for_owner(owner_id).live().filter(user_id=user_id, key=key)
     # First without a transaction or a lock: an upsert that changes nothing (the common
     # case of a client that re-sends its facts) is one read, and writes nothing, not even
     # a row lock. Answering "unchanged" from committed state is as if it came a moment
     # before any change still in flight.
-    existing = _newest(rows)
+    existing = _newest(owner_id, user_id, key)
     if existing is not None:
         changes = _upsert_changes(existing, data, merge_metadata, revalidate)
         if not changes:
@@ -600,7 +600,7 @@ def upsert_memory(
     with transaction.atomic():
         _lock_upsert(owner_id=owner_id, user_id=user_id, key=key)
         # Locked: a PATCH of the same memory waits, so the comparison below stays true.
-        existing = _newest(rows.select_for_update())
+        existing = _newest(owner_id, user_id, key, lock=True)
         if existing is None:
             if validate_new is not None:
                 data = validate_new()
@@ -611,12 +611,29 @@ def upsert_memory(
         return UpsertResult("updated", update_memory(memory=existing, data=changes, locked=True))
 
 
-def _newest(rows) -> Memory | None:
-    """The newest of a few rows (a user's live memories with one key), chosen here: with
-    ORDER BY ... LIMIT 1, a planner whose statistics predate a bulk load walked the
+def _newest(owner_id: str, user_id: str, key: str, *, lock: bool = False) -> Memory | None:
+    """The user's newest live memory with this key, or None; lock: and lock its row (FOR
+    UPDATE, in the caller's transaction). The newest is chosen here among the few rows:
+    with ORDER BY ... LIMIT 1, a planner whose statistics predate a bulk load walked the
     user's newest-first index through every memory of the user instead (12 ms at 17,000
-    memories, against 0.05 ms through the key index)."""
-    return max(rows.order_by(), key=lambda memory: (memory.created_at, memory.pk), default=None)
+    memories, against 0.05 ms through the key index). Raw SQL: compiling the same
+    query through the ORM cost about a fifth of an unchanged upsert's CPU."""
+    connection = connections[router.db_for_read(Memory)]
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = Memory.objects.raw(
+        _newest_sql(connection, lock),
+        {"owner": owner_id, "user": user_id, "key": key, "now": now},
+    )
+    return max(rows, key=lambda memory: (memory.created_at, memory.pk), default=None)
+
+
+def _newest_sql(connection: BaseDatabaseWrapper, lock: bool) -> str:
+    table = connection.ops.quote_name(Memory._meta.db_table)
+    return (
+        f"SELECT m.* FROM {table} m WHERE m.owner_id = %(owner)s"  # noqa: S608 - names from the model, values as placeholders
+        f" AND m.user_id = %(user)s AND m.key = %(key)s AND {live_sql('m', connection)}"
+        + (" FOR UPDATE" if lock and connection.features.has_select_for_update else "")
+    )
 
 
 def _upsert_changes(existing: Memory, data: dict, merge_metadata: bool, revalidate) -> dict:
