@@ -211,6 +211,30 @@ def test_upsert_in_rules_mode_refuses_a_type_the_content_contradicts(client):
     assert client.get(f"/api/v1/memory/{created['id']}").json()["type"] == "preference"
 
 
+def test_upsert_giving_the_mode_is_validated_as_a_patch_giving_it(client):
+    created = upsert(client, **RULE, ingestion_mode="rules").json()["memory"]
+    change = {**RULE, "content": "preference:theme=blue", "value": "red"}
+    response = upsert(client, **change, ingestion_mode="explicit")
+    assert response.status_code == 200, response.json()
+    assert response.json()["result"] == "updated"
+    patched = client.patch(
+        f"/api/v1/memory/{created['id']}", {**change, "ingestion_mode": "explicit"}, format="json"
+    )
+    assert patched.status_code == 200, patched.json()
+    assert response.json()["memory"]["value"] == patched.json()["value"] == "red"
+    assert client.get(f"/api/v1/memory/{created['id']}").json()["value"] == "red"
+
+
+def test_a_ttl_alone_counts_from_the_memory_s_creation(client):
+    created = upsert(client, type="fact", content="first", key="k").json()["memory"]
+    row = Memory.objects.filter(pk=created["id"])
+    row.update(created_at=row.get().created_at - timedelta(hours=1))
+    response = upsert(client, type="fact", content="first", key="k", ttl_seconds=7200)
+    assert response.json()["result"] == "updated"
+    expires_at = Memory.objects.get(pk=created["id"]).expires_at
+    assert expires_at == row.get().created_at + timedelta(seconds=7200)
+
+
 def test_a_memory_read_back_with_a_ttl_can_be_sent_again(client):
     created = upsert(client, type="fact", content="first", key="k", ttl_seconds=3600).json()
     # Five seconds pass between reading the memory and sending it back.
