@@ -25,7 +25,7 @@ from pathlib import Path
 
 import corpus  # bench/ is sys.path[0]
 from harness import create_database, drop_database, new_key
-from run import BENCH, DATABASE_URL, OWNER, ROOT, base_env, preload, user_for
+from run import BENCH, DATABASE_URL, OWNER, ROOT, base_env, batch_bodies, preload, user_for
 
 SIZE = 1000
 HZ = os.sysconf("SC_CLK_TCK")
@@ -69,7 +69,7 @@ def main() -> None:
         "--profile",
         metavar="ENDPOINT",
         help="instead: cProfile (CPU time) one block of create, floor, list, list-floor "
-        "or upsert (unchanged: the warm-up created its keys) "
+        "upsert (unchanged: the warm-up created its keys) or batch (100 memories a request) "
         "and print the top functions in --sort order",
     )
     parser.add_argument("--sort", default="cumulative", help="pstats order for --profile")
@@ -111,14 +111,17 @@ def measure(key: str, args) -> None:
         json.dumps({**b, "key": f"bench_key_{n}"}).encode()
         for n, b in enumerate(corpus.memories(400, "bench-upsert", seed=424242))
     ]
+    batch = [json.dumps(b).encode() for b in batch_bodies("bench-batch")]
     endpoints = {
         "create": lambda n: ("POST", "/api/v1/memory", create[n % len(create)]),
         "floor": lambda n: ("POST", "/floor/memory", floor[n % len(floor)]),
         "list": lambda n: ("GET", f"/api/v1/memory?user_id={user}&limit=20", b""),
         "list-floor": lambda n: ("GET", f"/floor/memory?user_id={user}&limit=20", b""),
         "upsert": lambda n: ("POST", "/api/v1/memory/upsert", upsert[n % len(upsert)]),
+        "batch": lambda n: ("POST", "/api/v1/memory/batch", batch[n % len(batch)]),
     }
-    pairs = {"create": "floor", "list": "list-floor", "upsert": "create"}
+    # Per request: a batch carries 100 memories, so it wants fewer --requests.
+    pairs = {"create": "floor", "list": "list-floor", "upsert": "create", "batch": "create"}
     statuses = []
 
     def start_response(status, headers, exc_info=None):
@@ -139,7 +142,7 @@ def measure(key: str, args) -> None:
         return cpu * 1000 / count, db * 1000 / HZ / count
 
     for name in endpoints:  # warm: imports, statements compiled once, connection
-        block(name, len(upsert) if name == "upsert" else 50)
+        block(name, {"upsert": len(upsert), "batch": 5}.get(name, 50))
     if args.steps:
         import steps
 
