@@ -4,7 +4,7 @@ memories as single creates and the same deletes as single hard deletes."""
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from apikeys.models import AuditEvent
@@ -52,6 +52,31 @@ def test_batch_stores_every_memory_in_request_order_like_single_creates(client):
     )
     assert [m["id"] for m in context.json()["memories"]] == [created[1]["id"]]
     assert MemoryVersion.objects.filter(version=1, event="created").count() == 4
+
+
+def test_array_literal_characters_in_a_batch_are_stored_as_sent(client):
+    # The rows travel as one array per column: quotes, backslashes, braces, commas and
+    # the word NULL must come back exactly, in every text column.
+    odd = 'u{1,"2"}\\ NULL'
+    items = [
+        item(0, user_id=odd, key='k"{,}\\', value="NULL"),
+        item(1, user_id="NULL", key="NULL"),
+        item(2, user_id=odd),
+    ]
+    response = client.post(BATCH, {"memories": items}, format="json")
+
+    assert response.status_code == 200, response.json()
+    created = response.json()["memories"]
+    assert [(m["user_id"], m["key"]) for m in created] == [
+        (odd, 'k"{,}\\'),
+        ("NULL", "NULL"),
+        (odd, None),
+    ]
+    assert created[0]["value"] == "NULL"
+    for memory in created:
+        assert client.get(f"/api/v1/memory/{memory['id']}").json() == memory
+    assert set(Memory.objects.values_list("user_id", flat=True)) == {odd, "NULL"}
+    assert set(MemoryVersion.objects.values_list("user_id", flat=True)) == {odd, "NULL"}
 
 
 def test_one_bad_item_stores_nothing_and_errors_name_only_the_bad_items(client):
@@ -125,6 +150,15 @@ def test_a_batch_is_one_statement_whatever_its_size():
         assert terms.count() == len(services._prepare_index(stored)) > 0
         assert set(terms.values_list("doc_length", flat=True)) == {stored.term_count}
         assert set(terms.values_list("user_id", flat=True)) == {stored.user_id}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the statement under test")
+def test_a_batch_statement_refuses_an_overlong_column_rather_than_cutting_it():
+    # The serializer refuses it first; the statement must not cut it short either.
+    items = [item(0), item(1, key="k" * 256)]
+    with pytest.raises(DataError), transaction.atomic():
+        services.create_memories(owner_id="acme", items=items)
+    assert Memory.objects.count() == 0
 
 
 def test_request_cost_does_not_grow_with_the_batch(client):
