@@ -13,9 +13,13 @@ PostgreSQL (pg_stat_user_tables) whether the tables those queries read changed b
 than GROWTH of the rows their last ANALYZE saw (and at least MIN_ROWS); those it
 analyzes, one process at a time. ANALYZE reads a sample of at most 30,000 rows however
 large the table is (default_statistics_target 100): about 0.1-0.5 s, paid after
-commit by the request that crosses the mark. GROWTH is 0.5 rather than autoanalyze's 0.1
-so that a bulk load analyzes a few times (each estimate is then off by less than 1.5x),
-not at every tenth of growth. SQLite plans without statistics: nothing to do there.
+commit by the request that crosses the mark. GROWTH is autoanalyze's own 0.1: one new
+tenant's bulk load into a table that already holds many others is a small share of the
+table, and it must still be seen (at 0.5, 10,000 memories loaded for a new user into a
+table of some 60,000 went unanalyzed, and that user's context planned a nested loop, 7x
+slower). A bulk load from empty then analyzes at every tenth of growth: about 70 times
+(some 20 s of ANALYZE) over a million memories. SQLite plans without statistics: nothing
+to do there.
 """
 
 import logging
@@ -28,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 CHECK_EVERY = 1_000  # memories a process creates between two looks at the statistics
 MIN_ROWS = 1_000  # never analyze for fewer changed rows than this
-GROWTH = 0.5  # changed rows since the last ANALYZE, as a fraction of the rows it saw
+GROWTH = 0.1  # changed rows since the last ANALYZE, as a fraction of the rows it saw
 LOCK_ID = 0x616E616C797A65  # "analyze": one process analyzes at a time, on any host
 
 _created_since_check = 0
