@@ -34,13 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import corpus  # noqa: E402  (bench/ is sys.path[0])
-from harness import _admin, percentile  # noqa: E402
+from harness import CLOCK_TICKS, _admin, percentile, process_ticks  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "BENCH_EMBEDDINGS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/memory_bench_embeddings"
 )
 OWNER, USER, CREATE_USER = "bench-owner", "bench-embeddings", "bench-embeddings-create"
-HZ = os.sysconf("SC_CLK_TCK")
 
 
 def start_model_server() -> tuple[subprocess.Popen, str]:
@@ -60,8 +59,7 @@ def start_model_server() -> tuple[subprocess.Popen, str]:
 
 
 def cpu_ms(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / HZ
+    return (process_ticks(pid) or 0) * 1000 / CLOCK_TICKS
 
 
 def setup(base_url: str) -> None:

@@ -5,6 +5,7 @@ missing."""
 import http.client
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from memoryproject.tests.servers import (
 )
 
 __all__ = [
+    "CLOCK_TICKS",
     "KEY_PATTERN",
     "PG_BIN",
     "ROOT",
@@ -39,17 +41,62 @@ __all__ = [
     "PrivatePostgres",
     "_admin",
     "child_pids",
+    "cpu_ticks",
     "create_database",
     "drop_database",
     "free_port",
+    "in_process_database",
     "manage",
     "new_key",
     "percentile",
+    "process_ticks",
     "run_threads",
     "start_web",
     "wait_until_up",
     "web_command",
 ]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # per second, the unit of process_ticks
+
+
+def process_ticks(pid: int) -> int | None:
+    """User + system CPU time of a live process, in clock ticks (Linux /proc); None when
+    it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """process_ticks of each live process."""
+    ticks = {pid: process_ticks(pid) for pid in pids}
+    return {pid: t for pid, t in ticks.items() if t is not None}
+
+
+def in_process_database(database_url: str) -> None:
+    """Make this process a production-settings service (DEBUG off, no Redis: the rate limit
+    lives in the database) on a new database at database_url, for the benchmarks that drive
+    Django's test client in process. The caller drops the database at the end."""
+    from cryptography.fernet import Fernet
+
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-secret-" + os.urandom(24).hex(),
+        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "testserver",
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "memoryproject.settings",
+    }
+    for name in ("REDIS_URL", "API_KEY", "DATABASE_REPLICA_URLS", "DATABASE_POOLER"):
+        env.pop(name, None)
+    create_database(env)
+    os.environ.clear()
+    os.environ.update(env)
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:

@@ -21,13 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import create_database, drop_database  # noqa: E402  (bench/ is sys.path[0])
+from harness import CLOCK_TICKS, drop_database, in_process_database, process_ticks  # noqa: E402  (bench/ is sys.path[0])
 
 DATABASE_URL = (
     os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/memory_bench")
     + "_history"
 )
-HZ = os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -35,24 +34,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="PATCHes per block")
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    from cryptography.fernet import Fernet
-
-    env = {
-        **os.environ,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-" + os.urandom(24).hex(),
-        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "ALLOWED_HOSTS": "testserver",
-        "DATABASE_URL": DATABASE_URL,
-        "LOG_LEVEL": "WARNING",
-    }
-    for name in ("REDIS_URL", "API_KEY", "DATABASE_REPLICA_URLS", "DATABASE_POOLER"):
-        env.pop(name, None)
-    create_database(env)
-    os.environ.update(env)
-    for name in ("REDIS_URL", "API_KEY", "DATABASE_REPLICA_URLS", "DATABASE_POOLER"):
-        os.environ.pop(name, None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "memoryproject.settings"
+    in_process_database(DATABASE_URL)
     try:
         print(measure(args.requests, args.rounds))
     finally:
@@ -84,8 +66,7 @@ def measure(requests: int, rounds: int) -> str:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             (pid,) = cursor.fetchone()
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        return process_ticks(pid) or 0
 
     counter = 0
 
@@ -99,7 +80,7 @@ def measure(requests: int, rounds: int) -> str:
             response = client.patch(f"/api/v1/memory/{memory_id}", body, format="json")
             assert response.status_code == 200, response.content
         web = (time.process_time() - web) * 1000 / requests
-        return web, (backend_ticks() - db) * 1000 / HZ / requests
+        return web, (backend_ticks() - db) * 1000 / CLOCK_TICKS / requests
 
     save_with_version = services._save_with_version
 

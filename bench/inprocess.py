@@ -21,19 +21,12 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import corpus  # bench/ is sys.path[0]
-from harness import create_database, drop_database, new_key
+from harness import CLOCK_TICKS, create_database, drop_database, new_key, process_ticks
 from run import BENCH, DATABASE_URL, OWNER, ROOT, base_env, batch_bodies, preload, user_for
 
 SIZE = 1000
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def backend_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def environ(method: str, path: str, body: bytes, key: str) -> dict:
@@ -132,14 +125,14 @@ def measure(key: str, args) -> None:
             cursor.execute("SELECT pg_backend_pid()")
             pid = cursor.fetchone()[0]
         requests = [environ(*endpoints[name](n), key) for n in range(count)]
-        db, cpu = backend_ticks(pid), time.process_time()
+        db, cpu = (process_ticks(pid) or 0), time.process_time()
         for request in requests:
             b"".join(handler(request, start_response))
-        cpu, db = time.process_time() - cpu, backend_ticks(pid) - db
+        cpu, db = time.process_time() - cpu, (process_ticks(pid) or 0) - db
         bad = [s for s in statuses if not s.startswith("200")]
         assert not bad, (name, bad[:3])
         statuses.clear()
-        return cpu * 1000 / count, db * 1000 / HZ / count
+        return cpu * 1000 / count, db * 1000 / CLOCK_TICKS / count
 
     for name in endpoints:  # warm: imports, statements compiled once, connection
         block(name, {"upsert": len(upsert), "batch": 5}.get(name, 50))

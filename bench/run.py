@@ -47,7 +47,9 @@ from pathlib import Path
 import comparison
 import corpus  # bench/ is sys.path[0]
 from harness import (
+    CLOCK_TICKS,
     child_pids,
+    cpu_ticks,
     create_database,
     drop_database,
     free_port,
@@ -134,18 +136,6 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def cpu_ticks(pids: list[int]) -> dict[int, int]:
-    """User + system CPU ticks of each live process (Linux /proc)."""
-    ticks = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks
-
-
 def database_backends() -> list[int]:
     """PostgreSQL backend processes serving the benchmark database."""
     import psycopg
@@ -162,7 +152,7 @@ class CpuMeter:
     """CPU milliseconds the server's workers and its database backends spend per request:
     unlike requests/s, barely moved by other load on the machine."""
 
-    HZ = os.sysconf("SC_CLK_TCK")
+    HZ = CLOCK_TICKS
 
     def __init__(self, server: "Server"):
         self.server = server
