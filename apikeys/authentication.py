@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from apikeys import lockout
 from apikeys.models import ApiKey, hash_key
 from apikeys.services import BOOTSTRAP_PREFIX, ensure_bootstrap_key
+from memoryproject import prepared
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -33,7 +34,7 @@ def find_key(key_hash: str) -> ApiKey | None:
     """The key with this hash, or None (key_hash is unique)."""
     sql, names, converters = _lookup(DEFAULT_DB_ALIAS)
     connection = connections[DEFAULT_DB_ALIAS]
-    with connection.cursor() as cursor:
+    with prepared.cursor(connection) as cursor:
         cursor.execute(sql, [key_hash])
         row = cursor.fetchone()
     if row is None:

@@ -55,6 +55,7 @@ from rest_framework.response import Response
 
 from memories import crypto
 from memories.models import IdempotentRequest, IdempotentRequestUser
+from memoryproject import prepared
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -187,7 +188,7 @@ def _claim(*, owner_id: str, key: str, request: dict, computed: str) -> Response
     request (422 if the key was used with another request)."""
     db = connections[DEFAULT_DB_ALIAS]
     now = db.ops.adapt_datetimefield_value(timezone.now())
-    with db.cursor() as cursor:
+    with prepared.cursor(db) as cursor:
         if db.vendor == "postgresql":
             cursor.execute(_claim_sql(db.alias), [key_lock_id(owner_id, key), now, owner_id, key])
             held, *row = cursor.fetchone()
@@ -226,7 +227,7 @@ def _keep(
     params += [crypto.encrypt_json(response.data), prep(now), prep(now + KEEP)]
     users = sorted(set(user_ids))
     postgresql = db.vendor == "postgresql"
-    with db.cursor() as cursor:
+    with prepared.cursor(db) as cursor:
         cursor.execute(_keep_sql(db.alias), [*params, owner_id, users] if postgresql else params)
         row = cursor.fetchone()
         if row is None:
@@ -293,7 +294,7 @@ class Keep:
         holds the key now: 409."""
         db = connections[DEFAULT_DB_ALIAS]
         now = db.ops.adapt_datetimefield_value(self.at)
-        with db.cursor() as cursor:
+        with prepared.cursor(db) as cursor:
             cursor.execute(_lookup_sql(db.alias), [now, self.owner_id, self.key])
             row = cursor.fetchone() or [None] * 5
         kept = _replay(row, request=self.request, computed=self.computed)

@@ -33,6 +33,7 @@ from memories.models import (
     live_sql,
 )
 from memories.serializers import MetadataField
+from memoryproject import prepared
 
 # Fields whose change rewrites the memory's index rows (expiry is copied into them).
 INDEXED_FIELDS = {"content", "type", "key", "value", "ttl_seconds", "expires_at"}
@@ -296,7 +297,7 @@ def _insert_created(
         params += _term_array_params(memories, terms, db)
         sql = _create_sql(db.alias, min(len(memories), 2), keep=keep is not None)
         # As Model.save(): a failure inside an outer atomic block marks it for rollback.
-        with transaction.mark_for_rollback_on_error(db.alias), db.cursor() as cursor:
+        with transaction.mark_for_rollback_on_error(db.alias), prepared.cursor(db) as cursor:
             cursor.execute(sql, params)
             if keep is not None and cursor.fetchone() is None:
                 return False
@@ -448,7 +449,7 @@ def _save_with_version(memory: Memory, *, fields: set[str], event: str) -> None:
     if db.vendor == "postgresql":
         update, update_params = _update_statement(memory, fields, db)
         # As Model.save(): a failure inside an outer atomic block marks it for rollback.
-        with transaction.mark_for_rollback_on_error(db.alias), db.cursor() as cursor:
+        with transaction.mark_for_rollback_on_error(db.alias), prepared.cursor(db) as cursor:
             cursor.execute(
                 f"WITH updated AS ({update}), {trim} {append}", [*update_params, *version_params]
             )

@@ -145,13 +145,18 @@ if REPLICA_DATABASES:
 # DATABASE_POOLER=transaction: behind pgbouncer (or another pooler) in transaction mode,
 # where consecutive transactions may run on different server connections, so nothing may
 # rely on session state: no server-side cursors (Django keeps one open across
-# transactions for .iterator()); prepared statements are already off (Django's default).
+# transactions for .iterator()) and no prepared statements (memoryproject/prepared.py).
 DATABASE_POOLER = env.str("DATABASE_POOLER", default="").strip().lower()
 if DATABASE_POOLER not in ("", "transaction"):
     problems.append("DATABASE_POOLER must be 'transaction' or unset")
 for _settings in DATABASES.values():
     if DATABASE_POOLER == "transaction":
         _settings["DISABLE_SERVER_SIDE_CURSORS"] = True
+    elif _settings["ENGINE"] == "django.db.backends.postgresql" and _settings["CONN_MAX_AGE"] != 0:
+        # A connection of its own, kept for many requests: the hot statements are prepared
+        # once per connection (memoryproject/prepared.py). Django's cursors never prepare.
+        _settings["PREPARED_STATEMENTS"] = True
+        _settings.setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 
 if missing:
     raise ImproperlyConfigured(

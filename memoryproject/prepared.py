@@ -1,0 +1,62 @@
+"""Prepared statements for the few statements that every write or request runs.
+
+PostgreSQL parses, analyses and plans each statement it receives; for the create statement
+(memory, first version and index rows as data-modifying CTEs) and the key look-up that
+work costs a large part of the database's time per request. A prepared statement pays it
+once per connection. Django's psycopg cursors bind parameters on the client and never
+prepare; cursor() below gives a Django cursor (the same wrapper: query logging, execute
+wrappers, error translation) over a psycopg cursor that binds on the server and prepares
+every statement it runs.
+
+Only where PREPARED_STATEMENTS is on (settings: PostgreSQL reached directly, a connection
+kept for many requests). Behind a transaction-mode pooler consecutive statements may run on
+different server connections, which do not know each other's prepared statements, so
+there cursor() is Django's own cursor. Only for statements whose best plan does not depend
+on their parameters (inserts, look-ups by a unique key): after five executions PostgreSQL
+may reuse a generic plan, which a ranking query over one user's skewed data must not get.
+"""
+
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+
+
+def _preparing_cursor_class() -> type:
+    import psycopg
+
+    class PreparingCursor(psycopg.Cursor):
+        """Binds on the server and prepares each statement (psycopg keeps the names)."""
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            kwargs["prepare"] = True
+            return super().execute(query, params, **kwargs)
+
+        def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> None:
+            # psycopg (3.3) records the query it ran only when it did not prepare it;
+            # Django's query log reads it (connection.queries, CaptureQueriesContext).
+            super()._send_query_prepared(name, pgq, **kwargs)
+            self._query = pgq
+
+    return PreparingCursor
+
+
+_cursor_class: type | None = None
+
+
+def enabled(db: BaseDatabaseWrapper) -> bool:
+    return db.vendor == "postgresql" and bool(db.settings_dict.get("PREPARED_STATEMENTS"))
+
+
+def cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
+    """db.cursor(), preparing its statements where the settings allow it."""
+    if not enabled(db):
+        return db.cursor()
+    global _cursor_class
+    if _cursor_class is None:
+        _cursor_class = _preparing_cursor_class()
+    # As BaseDatabaseWrapper._cursor(), with another class of psycopg cursor.
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        return db._prepare_cursor(_cursor_class(db.connection))  # type: ignore[attr-defined]
