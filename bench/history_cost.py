@@ -54,6 +54,7 @@ def measure(requests: int, rounds: int) -> str:
 
     from apikeys.services import create_api_key
     from memories import services
+    from memoryproject import prepared
 
     key = create_api_key(owner_id="bench-owner", rate_limit_per_minute=100_000_000)
     client = APIClient()
@@ -86,7 +87,7 @@ def measure(requests: int, rounds: int) -> str:
 
     def save_without_version(memory, *, fields, event) -> None:
         sql, params = services._update_statement(memory, fields, connection)
-        with connection.cursor() as cursor:
+        with prepared.cursor(connection) as cursor:  # prepared like the service's own
             cursor.execute(sql, params)
 
     results: dict[str, list[tuple[float, float]]] = {"with history": [], "without": []}

@@ -106,3 +106,28 @@ def test_building_and_validating_leaves_the_declared_fields_untouched(cls):
             assert field.parent is serializer
     assert templates() == before
     assert all(field.parent is None for field in cls._declared_fields.values())
+    for field in cls(data={}).fields.values():  # copies of the pre-bound templates
+        assert field.error_messages.get("invalid") != "changed"
+        assert all(getattr(v, "__name__", "") != "<lambda>" for v in field.validators)
+
+
+@pytest.mark.parametrize("cls", USERS, ids=lambda cls: cls.__name__)
+def test_fields_equal_the_ones_drf_builds_and_binds(cls):
+    """The pre-bound copies (one template per class, bound to its name once) come out as
+    DRF's own `fields` would: same names in the same order, same attributes, this
+    instance as parent, and new objects for every instance."""
+    serializer, other = cls(data={}), cls(data={})
+    ours = serializer.fields
+    drfs = serializers.Serializer.fields.func(serializer)  # DRF's deep copies, bound
+    assert list(ours) == list(drfs) == list(cls._declared_fields)
+    for name, field in ours.items():
+        expected = vars(drfs[name]).copy()
+        mine = vars(field).copy()
+        for attributes in (expected, mine):
+            attributes.pop("_creation_counter", None)
+            assert attributes.pop("parent") is serializer
+        if hasattr(field, "child"):  # bound by DRF's own bind(): compared by the above
+            continue
+        assert comparable(mine) == comparable(expected), name
+        assert field is not other.fields[name]
+        assert field.validators is not other.fields[name].validators
