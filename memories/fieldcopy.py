@@ -22,6 +22,7 @@ and fails on any change, naming this module.
 
 import copy
 from functools import cached_property
+from typing import cast
 
 from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import BindingDict
@@ -72,7 +73,7 @@ class _Templates:
                 self.unbound[name] = field
                 continue
             template = _clone(field)
-            template.bind(field_name=name, parent=None)
+            template.bind(field_name=name, parent=None)  # type: ignore[arg-type]  # set per copy
             self.prebound[name] = template
 
 
@@ -95,13 +96,14 @@ class ShallowFieldCopies:
             templates = ShallowFieldCopies._templates_by_class[cls] = _Templates(
                 self._declared_fields
             )
-        fields = BindingDict(self)
+        serializer = cast(serializers.BaseSerializer, self)
+        fields = BindingDict(serializer)
         for name in self._declared_fields:  # in the declared order, as DRF
             template = templates.prebound.get(name)
             if template is None:
                 fields[name] = shallow_copy(templates.unbound[name])  # bind() as DRF does
                 continue
             clone = _clone(template)
-            clone.parent = self
+            clone.parent = serializer
             fields.fields[name] = clone
         return fields
