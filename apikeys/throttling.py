@@ -9,6 +9,7 @@ exists between workers.
 
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -139,9 +140,40 @@ def _redis_script() -> "Script":
         return script
 
 
+# Each thread's own connection to Redis, taken from the script's pool once and kept.
+_held = threading.local()
+
+
+def _run_script(script: "Script", keys: list[str], args: list[Any]) -> Any:
+    """script(keys=keys, args=args) on this thread's own connection: one EVALSHA (EVAL
+    when Redis lost the script), as the client sends it, without the pool checkout,
+    retry wrapper and instrumentation around every client call, which cost more CPU
+    than sending and parsing (84 against 35 us, bench/inprocess.py --steps). The
+    connection still checks its health as configured. Any error drops the connection
+    and reaches the caller, which falls back to the database buckets."""
+    from redis.exceptions import NoScriptError
+
+    pool = script.registered_client.connection_pool  # type: ignore[union-attr]  # never a cluster
+    connection = getattr(_held, "connection", None)
+    if connection is None or _held.pool is not pool or _held.pid != os.getpid():
+        connection = pool.get_connection()  # kept by this thread, not given back
+        _held.connection, _held.pool, _held.pid = connection, pool, os.getpid()
+    try:
+        try:
+            connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return connection.read_response()
+        except NoScriptError:
+            connection.send_command("EVAL", script.script, len(keys), *keys, *args)
+            return connection.read_response()
+    except BaseException:
+        _held.connection = None
+        connection.disconnect()
+        raise
+
+
 def _take_redis(api_key: ApiKey | Bucket) -> BucketDecision:
-    allowed, tokens, now = _redis_script()(
-        keys=[f"ratelimit:{api_key.pk}"], args=[api_key.rate_limit_per_minute]
+    allowed, tokens, now = _run_script(
+        _redis_script(), [f"ratelimit:{api_key.pk}"], [api_key.rate_limit_per_minute]
     )
     return BucketDecision(
         allowed=bool(allowed),

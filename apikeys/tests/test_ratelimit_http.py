@@ -163,3 +163,30 @@ def test_hanging_redis_costs_one_timeout_not_one_per_request(settings, key_of_th
     assert [r["X-RateLimit-Remaining"] for r in responses] == ["1", "0", "0", "0", "0"]
     # Each request would wait out the 0.5 s socket timeout without the retry interval.
     assert elapsed < 1.0
+
+
+def test_redis_losing_the_script_or_the_connection_costs_no_request(
+    redis_backend, key_of_three, client_for
+):
+    """Each thread keeps its own connection (apikeys.throttling._run_script): a Redis that
+    forgot the script (restart, SCRIPT FLUSH) gets it again in the same request, and a
+    connection Redis closed is replaced by the next request once the retry interval ends;
+    the bucket stays in Redis throughout."""
+    connection, bucket = redis_backend
+    client = client_for(key_of_three)
+    assert client.get(LIST_URL).status_code == 200
+    connection.script_flush()
+    assert client.get(LIST_URL).status_code == 200
+    assert float(connection.hget(bucket, "tokens")) == pytest.approx(1, abs=0.01)
+    connection.client_kill_filter(_type="normal", skipme=True)  # every other client
+    from apikeys import throttling
+
+    throttling._redis_state["down_until"] = float("-inf")
+    # The killed connection fails once: the database's bucket decides (a new key: full).
+    assert client.get(LIST_URL).status_code == 200
+    assert RateLimitBucket.objects.filter(key_id=key_of_three.api_key.pk).exists()
+    assert float(connection.hget(bucket, "tokens")) == pytest.approx(1, abs=0.01)
+    throttling._redis_state["down_until"] = float("-inf")  # as after REDIS_RETRY_SECONDS
+    assert client.get(LIST_URL).status_code == 200  # Redis again, on a new connection
+    assert float(connection.hget(bucket, "tokens")) < 0.01
+    assert client.get(LIST_URL).status_code == 429

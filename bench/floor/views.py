@@ -4,7 +4,7 @@ encrypt and decrypt themselves, no validation beyond presence, no rate limit, no
 index).
 
 POST /floor/memory: bearer key -> one indexed ApiKey lookup by hash, encrypt the content
-(the model's envelope), INSERT one memories_memory row, return its id and created_at.
+(the model's envelope), INSERT one memories_memory row, return the contract's JSON for it.
 GET /floor/memory?user_id=U&limit=20: the same key lookup, one indexed SELECT of the user's
 newest live rows (the model's fields decrypt them), the contract's JSON for each."""
 
@@ -54,7 +54,7 @@ class FloorMemoryView(APIView):
             updated_at=now,
         )
         memory.save(force_insert=True)
-        return Response({"id": str(memory.id), "created_at": now.isoformat()})
+        return Response(memory_payload(memory))  # the contract's JSON, as the service
 
     def get(self, request):
         user_id = request.query_params.get("user_id")
