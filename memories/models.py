@@ -553,6 +553,7 @@ class MemoryVersion(models.Model):
         on_delete=models.CASCADE,
         related_name="versions",
         db_constraint=False,  # see MemoryTerm.memory
+        db_index=False,  # memoryversion_unique (memory, version) serves look-ups by memory
     )
     owner_id = models.CharField(max_length=MAX_ID_CHARS)
     user_id = UserIdField()
