@@ -54,6 +54,7 @@ def _length_prefixed(*parts: bytes) -> bytes:
     return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
 
 
+@functools.lru_cache(maxsize=1024)  # a batch or a query repeats one owner's user
 def _scope(domain: bytes, owner_id: str, user_id: str) -> bytes:
     return _length_prefixed(domain, owner_id.encode("utf-8"), user_id.encode("utf-8"))
 
@@ -244,8 +245,21 @@ def _term_array_params(memories: list[Memory], terms: list[dict[int, int]], db) 
         positions.extend([position] * len(memory_terms))
     hashes = [term for memory_terms in terms for term in memory_terms]
     counts = [tf for memory_terms in terms for tf in memory_terms.values()]
-    shared = zip(*(_shared_term_values(memory, db) for memory in memories), strict=True)
-    return [_int_array(positions), _int_array(hashes), _int_array(counts), *map(list, shared)]
+    if db.vendor != "postgresql":
+        shared = zip(*(_shared_term_values(memory, db) for memory in memories), strict=True)
+        return [_int_array(positions), _int_array(hashes), _int_array(counts), *map(list, shared)]
+    # PostgreSQL (the statement casts each array): the values as the memories hold them,
+    # without a field's preparation per value (a tenth of a batch's row building).
+    return [
+        _int_array(positions),
+        _int_array(hashes),
+        _int_array(counts),
+        [memory.pk for memory in memories],
+        [memory.owner_id for memory in memories],
+        [memory.user_id for memory in memories],
+        _int_array(memory.term_count for memory in memories),
+        [memory.expires_at for memory in memories],
+    ]
 
 
 def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
