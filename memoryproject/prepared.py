@@ -48,9 +48,9 @@ def enabled(db: BaseDatabaseWrapper) -> bool:
     return db.vendor == "postgresql" and bool(db.settings_dict.get("PREPARED_STATEMENTS"))
 
 
-def cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
-    """db.cursor(), preparing its statements where the settings allow it."""
-    if not enabled(db):
+def cursor(db: BaseDatabaseWrapper, *, prepare: bool = True) -> CursorWrapper:
+    """db.cursor(), preparing its statements where the settings allow it (and prepare)."""
+    if not prepare or not enabled(db):
         return db.cursor()
     global _cursor_class
     if _cursor_class is None:
