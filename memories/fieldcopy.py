@@ -22,7 +22,7 @@ and fails on any change, naming this module.
 
 import copy
 from functools import cached_property
-from typing import cast
+from typing import Any, cast
 
 from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import BindingDict
@@ -87,6 +87,13 @@ class ShallowFieldCopies:
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return {name: shallow_copy(field) for name, field in self._declared_fields.items()}
+
+    def _writable(self) -> tuple[serializers.Field, ...]:
+        return tuple(field for field in self.fields.values() if not field.read_only)
+
+    # DRF's is a generator over every field, run again for each item of a batch; the
+    # fields do not change once built. (Any: a cached property where DRF has a property.)
+    _writable_fields: Any = cached_property(_writable)
 
     @cached_property
     def fields(self) -> BindingDict:

@@ -101,6 +101,13 @@ class JsonObjectSerializer(serializers.Serializer):
             self.to_internal_value(data)
         return super().validate_empty_values(data)
 
+    def run_validators(self, value):
+        # DRF gathers the read-only fields' defaults for the serializer's validators before
+        # running them; with none declared (all of ours) that is work for nothing, on
+        # every item of a batch.
+        if self.validators:
+            super().run_validators(value)
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             message = "The request body must be" if self.root is self else "Must be"

@@ -120,6 +120,8 @@ def test_fields_equal_the_ones_drf_builds_and_binds(cls):
     ours = serializer.fields
     drfs = serializers.Serializer.fields.func(serializer)  # DRF's deep copies, bound
     assert list(ours) == list(drfs) == list(cls._declared_fields)
+    drf_writable = serializers.Serializer._writable_fields.fget(serializer)
+    assert list(serializer._writable_fields) == list(drf_writable)
     for name, field in ours.items():
         expected = vars(drfs[name]).copy()
         mine = vars(field).copy()
