@@ -149,26 +149,34 @@ def _run_script(script: "Script", keys: list[str], args: list[Any]) -> Any:
     when Redis lost the script), as the client sends it, without the pool checkout,
     retry wrapper and instrumentation around every client call, which cost more CPU
     than sending and parsing (84 against 35 us, bench/inprocess.py --steps). The
-    connection still checks its health as configured. Any error drops the connection
-    and reaches the caller, which falls back to the database buckets."""
+    connection still checks its health as configured. A connection Redis closed (a
+    restart, an idle timeout) is replaced and the script sent once more; any other
+    error, or a second one, goes back to the pool disconnected and reaches the caller,
+    which falls back to the database buckets. A timeout is not retried: a Redis that
+    hangs must cost one timeout, not two."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import NoScriptError
 
     pool = script.registered_client.connection_pool  # type: ignore[union-attr]  # never a cluster
-    connection = getattr(_held, "connection", None)
-    if connection is None or _held.pool is not pool or _held.pid != os.getpid():
-        connection = pool.get_connection()  # kept by this thread, not given back
-        _held.connection, _held.pool, _held.pid = connection, pool, os.getpid()
-    try:
+    for attempt in (1, 2):
+        connection = getattr(_held, "connection", None)
+        if connection is None or _held.pool is not pool or _held.pid != os.getpid():
+            connection = pool.get_connection()  # kept by this thread
+            _held.connection, _held.pool, _held.pid = connection, pool, os.getpid()
         try:
-            connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            return connection.read_response()
-        except NoScriptError:
-            connection.send_command("EVAL", script.script, len(keys), *keys, *args)
-            return connection.read_response()
-    except BaseException:
-        _held.connection = None
-        connection.disconnect()
-        raise
+            try:
+                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                return connection.read_response()
+            except NoScriptError:
+                connection.send_command("EVAL", script.script, len(keys), *keys, *args)
+                return connection.read_response()
+        except BaseException as error:
+            _held.connection = None
+            connection.disconnect()
+            pool.release(connection)
+            if attempt == 2 or not isinstance(error, RedisConnectionError):
+                raise
+    raise AssertionError("unreachable")
 
 
 def _take_redis(api_key: ApiKey | Bucket) -> BucketDecision:

@@ -98,6 +98,8 @@ class ShallowFieldCopies:
     @cached_property
     def fields(self) -> BindingDict:
         cls = type(self)
+        if cls.get_fields is not ShallowFieldCopies.get_fields:  # DRF's hook for dynamic fields
+            return serializers.Serializer.fields.func(self)  # type: ignore[attr-defined]
         templates = ShallowFieldCopies._templates_by_class.get(cls)
         if templates is None:
             templates = ShallowFieldCopies._templates_by_class[cls] = _Templates(

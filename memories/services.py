@@ -291,13 +291,9 @@ def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
 def _row_values(instance: Model, db: BaseDatabaseWrapper) -> list[Any]:
     """The instance's column values as its fields prepare them (encryption included)."""
     return [
-        getattr(instance, name) if prepare is None else prepare(instance)
-        for name, prepare in _preparers(type(instance), db.alias)
+        getattr(instance, name) if prepare is None else prepare(instance, db)
+        for name, prepare in _preparers(type(instance), db.vendor)
     ]
-
-
-def _as_float(value: Any) -> Any:
-    return value if value is None else float(value)
 
 
 # Field classes whose prepared value is the Python value itself, for the values a
@@ -308,47 +304,50 @@ _INTEGER_FIELDS: tuple[type, ...] = (models.IntegerField, models.PositiveInteger
 _INTEGER_FIELDS += (models.BigIntegerField, models.PositiveSmallIntegerField)
 _INTEGER_FIELDS += (models.PositiveBigIntegerField,)
 
+Preparer = Callable[[Model, BaseDatabaseWrapper], Any]
+
 
 @functools.cache
-def _preparers(model: type[Model], alias: str) -> list[tuple[str, Callable[[Model], Any] | None]]:
-    """For each column _insert_fields gives: its attribute and how to prepare it (None:
-    as it is). On PostgreSQL the common field classes skip get_db_prep_save's chain of
-    calls (half of a batch's row building): the shortcut gives the same values, as a
-    test checks; everything else, encrypted fields included, takes the whole chain."""
-    db = connections[alias]
-    preparers: list[tuple[str, Callable[[Model], Any] | None]] = []
+def _preparers(model: type[Model], vendor: str) -> list[tuple[str, Preparer | None]]:
+    """For each column _insert_fields gives: its attribute and how to prepare it for the
+    given database connection (None: as it is). On PostgreSQL the common field classes
+    skip get_db_prep_save's chain of calls (half of a batch's row building): the
+    shortcut gives the same values, as a test checks; everything else, encrypted fields
+    included, takes the whole chain. Nothing here holds a connection: each call gets the
+    caller's, which belongs to its thread."""
+    preparers: list[tuple[str, Preparer | None]] = []
     for field in _insert_fields(model):
         name, kind = field.attname, type(field)
         auto_time = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-        if db.vendor != "postgresql" or auto_time:
-            prepare = functools.partial(_prepared, field, db)
+        prepare: Preparer | None
+        if vendor != "postgresql" or auto_time:
+            prepare = functools.partial(_prepared, field)
         elif kind in _AS_IS_FIELDS or (
             kind is models.ForeignKey and type(field.target_field) is models.UUIDField
         ):
             prepare = None
         elif kind is models.FloatField:
-            prepare = functools.partial(_attribute_as, name, _as_float)
+            prepare = functools.partial(_as_float, name)
         elif kind in _INTEGER_FIELDS:
-            adapt = functools.partial(
-                db.ops.adapt_integerfield_value, internal_type=field.get_internal_type()
-            )
-            prepare = functools.partial(_attribute_as, name, _none_or(adapt))
+            prepare = functools.partial(_as_integer, name, field.get_internal_type())
         else:
-            prepare = functools.partial(_prepared, field, db)
+            prepare = functools.partial(_prepared, field)
         preparers.append((name, prepare))
     return preparers
 
 
-def _prepared(field: Any, db: BaseDatabaseWrapper, instance: Model) -> Any:
+def _prepared(field: Any, instance: Model, db: BaseDatabaseWrapper) -> Any:
     return field.get_db_prep_save(field.pre_save(instance, True), db)
 
 
-def _attribute_as(name: str, convert: Callable[[Any], Any], instance: Model) -> Any:
-    return convert(getattr(instance, name))
+def _as_float(name: str, instance: Model, db: BaseDatabaseWrapper) -> Any:
+    value = getattr(instance, name)
+    return value if value is None else float(value)
 
 
-def _none_or(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: value if value is None else convert(value)
+def _as_integer(name: str, internal_type: str, instance: Model, db: BaseDatabaseWrapper) -> Any:
+    value = getattr(instance, name)
+    return value if value is None else db.ops.adapt_integerfield_value(value, internal_type)
 
 
 def _insert_created(

@@ -55,8 +55,22 @@ def cursor(db: BaseDatabaseWrapper, *, prepare: bool = True) -> CursorWrapper:
     global _cursor_class
     if _cursor_class is None:
         _cursor_class = _preparing_cursor_class()
-    # As BaseDatabaseWrapper._cursor(), with another class of psycopg cursor.
+    # As BaseDatabaseWrapper._cursor() and the backend's create_cursor(), with another
+    # class of psycopg cursor.
     db.close_if_health_check_failed()
     db.ensure_connection()
     with db.wrap_database_errors:
-        return db._prepare_cursor(_cursor_class(db.connection))  # type: ignore[attr-defined]
+        raw = _cursor_class(db.connection)
+        _match_time_zone(db, raw)
+        return db._prepare_cursor(raw)  # type: ignore[attr-defined]
+
+
+def _match_time_zone(db: BaseDatabaseWrapper, raw: Any) -> None:
+    """Timestamps load in the database wrapper's time zone, as on Django's own cursors."""
+    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.pq import Format
+
+    loader = db.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+    if db.timezone != loader.timezone:
+        register_tzloader(db.timezone, raw)

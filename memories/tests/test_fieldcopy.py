@@ -133,3 +133,14 @@ def test_fields_equal_the_ones_drf_builds_and_binds(cls):
         assert comparable(mine) == comparable(expected), name
         assert field is not other.fields[name]
         assert field.validators is not other.fields[name].validators
+
+
+def test_a_subclass_that_overrides_get_fields_gets_drfs_own_fields():
+    class Narrowed(memory_serializers.MemorySerializer):
+        def get_fields(self):
+            fields = super().get_fields()
+            fields.pop("importance")
+            return fields
+
+    assert "importance" not in Narrowed(data={}).fields
+    assert "importance" in memory_serializers.MemorySerializer(data={}).fields

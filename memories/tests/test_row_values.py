@@ -59,5 +59,7 @@ def test_the_shortcut_gives_what_the_fields_give(data):
 def test_postgresql_takes_the_shortcut_for_most_columns():
     if connection.vendor != "postgresql":
         pytest.skip("the shortcut is PostgreSQL's only")
-    shortcut = [name for name, prepare in services._preparers(Memory, "default") if prepare is None]
+    shortcut = [
+        name for name, prepare in services._preparers(Memory, "postgresql") if prepare is None
+    ]
     assert {"id", "owner_id", "user_id", "type", "created_at", "is_deleted"} <= set(shortcut)
