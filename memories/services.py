@@ -66,10 +66,8 @@ def _term_hash(key: bytes, domain: bytes, owner_id: str, user_id: str, stem: str
 
 
 def _scoped_hash(key: bytes, scope: bytes, stem: str) -> int:
-    """_term_hash with the scope's part of the message built once by the caller (the
-    stem's part is _length_prefixed's, inline: this runs once per indexed word)."""
-    data = stem.encode("utf-8")
-    return crypto.keyed_hash64(key, scope + len(data).to_bytes(4, "big") + data)
+    """_term_hash with the scope's part of the message built once by the caller."""
+    return crypto.keyed_hash64(key, scope + _length_prefixed(stem.encode("utf-8")))
 
 
 def hash_terms(*, owner_id: str, user_id: str, stems, all_keys: bool = False) -> dict[int, str]:
@@ -245,11 +243,8 @@ def _term_array_params(memories: list[Memory], terms: list[dict[int, int]], db) 
         positions.extend([position] * len(memory_terms))
     hashes = [term for memory_terms in terms for term in memory_terms]
     counts = [tf for memory_terms in terms for tf in memory_terms.values()]
-    if db.vendor != "postgresql":
-        shared = zip(*(_shared_term_values(memory, db) for memory in memories), strict=True)
-        return [_int_array(positions), _int_array(hashes), _int_array(counts), *map(list, shared)]
-    # PostgreSQL (the statement casts each array): the values as the memories hold them,
-    # without a field's preparation per value (a tenth of a batch's row building).
+    # The statement casts each array: the values go as the memories hold them, without a
+    # field's preparation per value (a tenth of a batch's row building).
     return [
         _int_array(positions),
         _int_array(hashes),
@@ -298,11 +293,13 @@ def _row_values(instance: Model, db: BaseDatabaseWrapper) -> list[Any]:
 
 # Field classes whose prepared value is the Python value itself, for the values a
 # validated memory holds (str, UUID, aware datetime, bool; or None).
-_AS_IS_FIELDS: tuple[type, ...] = (models.CharField, UserIdField, models.UUIDField)
-_AS_IS_FIELDS += (models.DateTimeField, models.BooleanField)
-_INTEGER_FIELDS: tuple[type, ...] = (models.IntegerField, models.PositiveIntegerField)
-_INTEGER_FIELDS += (models.BigIntegerField, models.PositiveSmallIntegerField)
-_INTEGER_FIELDS += (models.PositiveBigIntegerField,)
+_AS_IS_FIELDS: tuple[type, ...] = (
+    models.CharField, UserIdField, models.UUIDField, models.DateTimeField, models.BooleanField,
+)  # fmt: skip
+_INTEGER_FIELDS: tuple[type, ...] = (
+    models.IntegerField, models.PositiveIntegerField, models.BigIntegerField,
+    models.PositiveSmallIntegerField, models.PositiveBigIntegerField,
+)  # fmt: skip
 
 Preparer = Callable[[Model, BaseDatabaseWrapper], Any]
 
