@@ -21,6 +21,7 @@ and fails on any change, naming this module.
 """
 
 import copy
+import functools
 from functools import cached_property
 from typing import Any, cast
 
@@ -59,22 +60,22 @@ def shallow_copy(field: serializers.Field) -> serializers.Field:
     return _clone(field)
 
 
-class _Templates:
-    """One serializer class's declared fields, each as a copy already bound to its name
-    (Field.bind sets field_name, label, source and source_attrs, which depend on the name
-    only), so that an instance's copy needs only its parent. A nested field, or one whose
-    class binds in its own way, is left to bind() on every copy."""
-
-    def __init__(self, declared: dict[str, serializers.Field]):
-        self.prebound: dict[str, serializers.Field] = {}
-        self.unbound: dict[str, serializers.Field] = {}
-        for name, field in declared.items():
-            if _is_nested(field) or type(field).bind is not serializers.Field.bind:
-                self.unbound[name] = field
-                continue
-            template = _clone(field)
-            template.bind(field_name=name, parent=None)  # type: ignore[arg-type]  # set per copy
-            self.prebound[name] = template
+@functools.cache
+def _templates(cls: type) -> tuple[tuple[str, serializers.Field, bool], ...]:
+    """A serializer class's declared fields in order, each as (name, template, bound).
+    Bound: a copy already bound to its name (Field.bind sets field_name, label, source and
+    source_attrs, which depend on the name only), so that an instance's copy needs only its
+    parent. Not bound: a nested field, or one whose class binds in its own way, left as
+    declared, to be copied and bound on every instance as DRF does."""
+    templates = []
+    for name, field in cls._declared_fields.items():  # type: ignore[attr-defined]
+        if _is_nested(field) or type(field).bind is not serializers.Field.bind:
+            templates.append((name, field, False))
+            continue
+        template = _clone(field)
+        template.bind(field_name=name, parent=None)  # type: ignore[arg-type]  # set per copy
+        templates.append((name, template, True))
+    return tuple(templates)
 
 
 class ShallowFieldCopies:
@@ -83,7 +84,6 @@ class ShallowFieldCopies:
     gets its parent). Same fields, messages and schema; `fields` is a BindingDict as DRF's."""
 
     _declared_fields: dict[str, serializers.Field]
-    _templates_by_class: dict[type, _Templates] = {}
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return {name: shallow_copy(field) for name, field in self._declared_fields.items()}
@@ -97,20 +97,14 @@ class ShallowFieldCopies:
 
     @cached_property
     def fields(self) -> BindingDict:
-        cls = type(self)
+        cls: Any = type(self)  # (typed Any: the stubs call a class unhashable)
         if cls.get_fields is not ShallowFieldCopies.get_fields:  # DRF's hook for dynamic fields
             return serializers.Serializer.fields.func(self)  # type: ignore[attr-defined]
-        templates = ShallowFieldCopies._templates_by_class.get(cls)
-        if templates is None:
-            templates = ShallowFieldCopies._templates_by_class[cls] = _Templates(
-                self._declared_fields
-            )
         serializer = cast(serializers.BaseSerializer, self)
         fields = BindingDict(serializer)
-        for name in self._declared_fields:  # in the declared order, as DRF
-            template = templates.prebound.get(name)
-            if template is None:
-                fields[name] = shallow_copy(templates.unbound[name])  # bind() as DRF does
+        for name, template, bound in _templates(cls):
+            if not bound:
+                fields[name] = shallow_copy(template)  # bind() as DRF does
                 continue
             clone = _clone(template)
             clone.parent = serializer
