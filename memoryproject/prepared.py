@@ -18,30 +18,26 @@ may reuse a generic plan, which a ranking query over one user's skewed data must
 
 from typing import Any
 
+import psycopg
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.postgresql.base import TIMESTAMPTZ_OID
+from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.backends.utils import CursorWrapper
+from psycopg.pq import Format
 
 
-def _preparing_cursor_class() -> type:
-    import psycopg
+class PreparingCursor(psycopg.Cursor):
+    """Binds on the server and prepares each statement (psycopg keeps the names)."""
 
-    class PreparingCursor(psycopg.Cursor):
-        """Binds on the server and prepares each statement (psycopg keeps the names)."""
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        kwargs["prepare"] = True
+        return super().execute(query, params, **kwargs)
 
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            kwargs["prepare"] = True
-            return super().execute(query, params, **kwargs)
-
-        def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> None:
-            # psycopg (3.3) records the query it ran only when it did not prepare it;
-            # Django's query log reads it (connection.queries, CaptureQueriesContext).
-            super()._send_query_prepared(name, pgq, **kwargs)
-            self._query = pgq
-
-    return PreparingCursor
-
-
-_cursor_class: type | None = None
+    def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> None:
+        # psycopg (3.3) records the query it ran only when it did not prepare it;
+        # Django's query log reads it (connection.queries, CaptureQueriesContext).
+        super()._send_query_prepared(name, pgq, **kwargs)
+        self._query = pgq
 
 
 def enabled(db: BaseDatabaseWrapper) -> bool:
@@ -52,25 +48,14 @@ def cursor(db: BaseDatabaseWrapper, *, prepare: bool = True) -> CursorWrapper:
     """db.cursor(), preparing its statements where the settings allow it (and prepare)."""
     if not prepare or not enabled(db):
         return db.cursor()
-    global _cursor_class
-    if _cursor_class is None:
-        _cursor_class = _preparing_cursor_class()
     # As BaseDatabaseWrapper._cursor() and the backend's create_cursor(), with another
     # class of psycopg cursor.
     db.close_if_health_check_failed()
     db.ensure_connection()
     with db.wrap_database_errors:
-        raw = _cursor_class(db.connection)
-        _match_time_zone(db, raw)
+        raw = PreparingCursor(db.connection)
+        # Timestamps load in the wrapper's time zone, as on Django's own cursors.
+        loader = db.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+        if db.timezone != loader.timezone:
+            register_tzloader(db.timezone, raw)
         return db._prepare_cursor(raw)  # type: ignore[attr-defined]
-
-
-def _match_time_zone(db: BaseDatabaseWrapper, raw: Any) -> None:
-    """Timestamps load in the database wrapper's time zone, as on Django's own cursors."""
-    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID
-    from django.db.backends.postgresql.psycopg_any import register_tzloader
-    from psycopg.pq import Format
-
-    loader = db.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
-    if db.timezone != loader.timezone:
-        register_tzloader(db.timezone, raw)

@@ -3,14 +3,11 @@
 connection per request. The pooler side is checked end to end in
 replicas/tests/test_replicas.py (no PREPARE, no `execute _pg…` in the primary's log)."""
 
-import subprocess
-import sys
-
 import pytest
 from django.db import connection
 
 from conftest import service_env
-from memoryproject.tests.servers import ROOT
+from memoryproject.tests.servers import manage
 
 pytestmark = pytest.mark.django_db
 
@@ -68,16 +65,7 @@ def _prepared_setting(**variables) -> str:
         "from django.conf import settings; d = settings.DATABASES['default']; "
         "print(d.get('PREPARED_STATEMENTS', False), d.get('OPTIONS', {}).get('prepare_threshold'))"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout.strip().splitlines()[-1]
+    return manage(env, "shell", "-c", code, timeout=60).strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(
