@@ -67,7 +67,12 @@ def main() -> None:
     )
     parser.add_argument("--sort", default="cumulative", help="pstats order for --profile")
     parser.add_argument(
-        "--steps", action="store_true", help="instead: the CPU cost of each step alone"
+        "--steps",
+        nargs="?",
+        const="create",
+        choices=("create", "batch"),
+        help="instead: the CPU cost of each step alone, of a create and a list (create) or "
+        "of a batch create of 100, per memory (batch)",
     )
     args = parser.parse_args()
 
@@ -139,7 +144,10 @@ def measure(key: str, args) -> None:
     if args.steps:
         import steps
 
-        steps.measure_all(key=key, owner=OWNER, user=user, body=create[0])
+        if args.steps == "batch":
+            steps.batch_costs(owner=OWNER, bodies=json.loads(batch[0])["memories"])
+        else:
+            steps.measure_all(key=key, owner=OWNER, user=user, body=create[0])
         return
     if args.profile:
         import cProfile

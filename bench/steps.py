@@ -150,3 +150,81 @@ def middleware_costs(key: str) -> None:
         total = cost(lambda handler=handler: handler(request()), 5000)
         report(f"  {path.rsplit('.', 1)[1]}", total - previous)
         previous = total
+
+
+def batch_costs(*, owner: str, bodies: list[dict]) -> None:
+    """Each step of a batch create of len(bodies) memories, alone, per memory: what the
+    batch's ratio to single creates is made of."""
+    from django.db import connections
+    from django.utils import timezone
+    from psycopg import ClientCursor
+
+    from memories import services
+    from memories.models import Memory, MemoryVersion
+    from memories.serializers import MemoryBatchSerializer, memory_payload
+
+    count = len(bodies)
+    per = lambda micros: micros / count  # noqa: E731
+    db = connections["default"]
+    db.ensure_connection()
+    body = json.dumps({"memories": bodies}).encode()
+    from rest_framework.parsers import JSONParser
+    from rest_framework.renderers import JSONRenderer
+
+    print(f"batch of {count}: microseconds per memory")
+    report("JSONParser.parse(body)", per(cost(lambda: JSONParser().parse(io.BytesIO(body)), 50)))
+    data = {"memories": bodies}
+    report("MemoryBatchSerializer(data).is_valid()",
+           per(cost(lambda: MemoryBatchSerializer(data=data).is_valid(), 50)))  # fmt: skip
+    validated = MemoryBatchSerializer(data=data)
+    validated.is_valid(raise_exception=True)
+    items = validated.validated_data["memories"]
+    now = timezone.now()
+
+    def build():
+        memories = []
+        for item in items:
+            memory = Memory(owner_id=owner, created_at=now, updated_at=now, **item)
+            memory.apply_ttl()
+            memory.measure_content()
+            memories.append(memory)
+        return memories
+
+    report("Memory(**item) + apply_ttl + measure_content", per(cost(build, 50)))
+    memories = build()
+    report("_prepare_index", per(cost(lambda: [services._prepare_index(m) for m in memories], 50)))
+    terms = [services._prepare_index(m) for m in memories]
+
+    def versions():
+        return [services._version(m, event=MemoryVersion.Event.CREATED, number=1)
+                for m in memories]  # fmt: skip
+
+    report("_version() (snapshot)", per(cost(versions, 50)))
+    rows = versions()
+    report(
+        "_row_values(memory)",
+        per(cost(lambda: [services._row_values(m, db) for m in memories], 50)),
+    )
+    report(
+        "_row_values(version)", per(cost(lambda: [services._row_values(v, db) for v in rows], 50))
+    )
+
+    def params():
+        out = services._rows_params([services._row_values(m, db) for m in memories])
+        out += services._rows_params([services._row_values(v, db) for v in rows])
+        return out + services._term_array_params(memories, terms, db)
+
+    report("all statement parameters", per(cost(params, 50)))
+    sql = services._create_sql(db.alias, 2)
+    values = params()
+    mogrify = ClientCursor(db.connection).mogrify
+    report(
+        "psycopg: the statement with its parameters bound",
+        per(cost(lambda: mogrify(sql, values), 50)),
+    )
+    renderer = JSONRenderer()
+    report("response: memory_payload", per(cost(lambda: [memory_payload(m) for m in memories], 50)))
+    payload = {"memories": [memory_payload(m) for m in memories]}
+    report("response: JSONRenderer.render", per(cost(lambda: renderer.render(payload), 50)))
+    create = lambda: services.create_memories(owner_id=owner, items=items)  # noqa: E731
+    report("services.create_memories (all but JSON, and the database)", per(cost(create, 20)))

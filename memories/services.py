@@ -183,10 +183,42 @@ def _insert_rows_sql(model, alias: str, count: int, *, when: str | None = None) 
 
 
 def _rows_params(rows: list[list[Any]]) -> list[Any]:
-    """_insert_rows_sql's parameters: one row's values, or else one array per column."""
+    """_insert_rows_sql's parameters: one row's values, or else one array per column, each
+    as an array literal."""
     if len(rows) == 1:
         return rows[0]
-    return [list(column) for column in zip(*rows, strict=True)]
+    return [_array_literal(column) for column in zip(*rows, strict=True)]
+
+
+def _array_literal(values) -> str:
+    """Values as PostgreSQL's text literal of an array, for a statement that casts it to
+    the column's array type. The driver dumps a list element by element in Python, which
+    cost a batch of 100 memories more CPU than all its validation (104 against 1.7 µs per
+    memory to bind, bench/inprocess.py --steps batch). Elements are what _row_values
+    gives: str, UUID, int, float, bool, aware datetime or None."""
+    return "{" + ",".join([_element(value) for value in values]) + "}"
+
+
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    kind = type(value)
+    if kind is uuid.UUID:
+        return value.hex  # 32 hex digits: PostgreSQL reads the same uuid, and quicker to write
+    if kind is str:
+        text = value
+    elif kind is datetime:
+        text = _timestamp_text(value)
+    else:  # int, float, bool: PostgreSQL reads their str() as the same value
+        text = str(value)
+    if '"' in text or "\\" in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text + '"'  # quoted, whatever the element's type: spaces and commas kept
+
+
+@functools.lru_cache(maxsize=256)  # a batch's rows share one clock reading
+def _timestamp_text(value: datetime) -> str:
+    return value.isoformat()
 
 
 @functools.cache
@@ -249,11 +281,11 @@ def _term_array_params(memories: list[Memory], terms: list[dict[int, int]], db) 
         _int_array(positions),
         _int_array(hashes),
         _int_array(counts),
-        [memory.pk for memory in memories],
-        [memory.owner_id for memory in memories],
-        [memory.user_id for memory in memories],
+        _array_literal([memory.pk for memory in memories]),
+        _array_literal([memory.owner_id for memory in memories]),
+        _array_literal([memory.user_id for memory in memories]),
         _int_array(memory.term_count for memory in memories),
-        [memory.expires_at for memory in memories],
+        _array_literal([memory.expires_at for memory in memories]),
     ]
 
 

@@ -1,11 +1,13 @@
 """services._row_values takes a shortcut past get_db_prep_save for the common field
 classes on PostgreSQL: it must give exactly what the fields themselves give."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection
 from django.db.models import Model
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from memories import services
 from memories.models import Memory, MemoryVersion
@@ -63,3 +65,46 @@ def test_postgresql_takes_the_shortcut_for_most_columns():
         name for name, prepare in services._preparers(Memory, "postgresql") if prepare is None
     ]
     assert {"id", "owner_id", "user_id", "type", "created_at", "is_deleted"} <= set(shortcut)
+
+
+# --- a batch's columns as array literals ------------------------------------------------
+
+# What an array literal must escape or keep: quotes, backslashes, braces, commas, spaces,
+# the word NULL, the empty string; and any other storable text.
+awkward = st.sampled_from(['"', "\\", "{", "}", ",", " ", "NULL", "null", "", "é\n"])
+storable_text = st.lists(
+    st.one_of(
+        awkward,
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+    ),
+    max_size=4,
+).map("".join)
+# Hypothesis takes naive bounds and adds the time zone itself.
+EARLIEST, LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)  # noqa: DTZ001
+ARRAY_TYPES = [
+    ("varchar", storable_text),
+    ("uuid", st.uuids()),
+    ("timestamptz", st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))]),
+                                 min_value=EARLIEST, max_value=LATEST)),
+    ("bigint", st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+    ("double precision", st.floats(allow_nan=False, allow_infinity=False)),
+    ("boolean", st.booleans()),
+]  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("sql_type", "values"), ARRAY_TYPES, ids=[t for t, _ in ARRAY_TYPES])
+def test_an_array_literal_reads_back_as_the_values_it_was_built_from(sql_type, values):
+    if connection.vendor != "postgresql":
+        pytest.skip("array literals are PostgreSQL's")
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.one_of(st.none(), values), max_size=6))
+    def check(column):
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT %s::{sql_type}[]", [services._array_literal(column)])
+            (back,) = cursor.fetchone()
+        assert back == column
+        assert [type(v) for v in back] == [type(v) for v in column]
+
+    check()
