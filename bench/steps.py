@@ -100,8 +100,8 @@ def measure_all(*, key: str, owner: str, user: str, body: bytes) -> None:
     db = connections["default"]
     report("index terms: _prepare_index (stems, keyed hashes)",
            cost(lambda: services._prepare_index(memory)))  # fmt: skip
-    report("history: _version() + its row values (snapshot encrypted)",
-           cost(lambda: services._row_values(services._version(
+    report("history: VersionRow() + its row values (snapshot encrypted)",
+           cost(lambda: services._row_values(services.VersionRow(
                memory, event=MemoryVersion.Event.CREATED, number=1), db)))  # fmt: skip
     report("the memory's row values (its envelope encrypted)",
            cost(lambda: services._row_values(memory, db)))  # fmt: skip
@@ -184,34 +184,35 @@ def batch_costs(*, owner: str, bodies: list[dict]) -> None:
     def build():
         memories = []
         for item in items:
-            memory = Memory(owner_id=owner, created_at=now, updated_at=now, **item)
+            memory = Memory.new(owner_id=owner, at=now, **item)
             memory.apply_ttl()
             memory.measure_content()
             memories.append(memory)
         return memories
 
-    report("Memory(**item) + apply_ttl + measure_content", per(cost(build, 50)))
+    report("Memory.new(**item) + apply_ttl + measure_content", per(cost(build, 50)))
     memories = build()
     report("_prepare_index", per(cost(lambda: [services._prepare_index(m) for m in memories], 50)))
     terms = [services._prepare_index(m) for m in memories]
 
     def versions():
-        return [services._version(m, event=MemoryVersion.Event.CREATED, number=1)
+        return [services.VersionRow(m, event=MemoryVersion.Event.CREATED, number=1)
                 for m in memories]  # fmt: skip
 
-    report("_version() (snapshot)", per(cost(versions, 50)))
+    report("VersionRow() (snapshot)", per(cost(versions, 50)))
     rows = versions()
     report(
         "_row_values(memory)",
-        per(cost(lambda: [services._row_values(m, db) for m in memories], 50)),
+        per(cost(lambda: [services._row_values(m, db, literal=True) for m in memories], 50)),
     )
     report(
-        "_row_values(version)", per(cost(lambda: [services._row_values(v, db) for v in rows], 50))
+        "_row_values(version)",
+        per(cost(lambda: [services._row_values(v, db, literal=True) for v in rows], 50)),
     )
 
     def params():
-        out = services._rows_params([services._row_values(m, db) for m in memories])
-        out += services._rows_params([services._row_values(v, db) for v in rows])
+        out = services._rows_params([services._row_values(m, db, literal=True) for m in memories])
+        out += services._rows_params([services._row_values(v, db, literal=True) for v in rows])
         return out + services._term_array_params(memories, terms, db)
 
     report("all statement parameters", per(cost(params, 50)))

@@ -262,7 +262,8 @@ class Memory(models.Model):
 
     # The columns that content, value and metadata are read from: a partial load (.only())
     # that needs any of the three names these.
-    ENCRYPTED_COLUMNS = ("envelope", "legacy_content", "legacy_value", "legacy_metadata")
+    LEGACY_FIELDS = ("legacy_content", "legacy_value", "legacy_metadata")
+    ENCRYPTED_COLUMNS = ("envelope", *LEGACY_FIELDS)
     _ENVELOPED = {"content", "value", "metadata"}
 
     class Meta:
@@ -362,6 +363,24 @@ class Memory(models.Model):
         if update_fields is not None:
             kwargs["update_fields"] = update_fields
         super().save(*args, **kwargs)
+
+    @classmethod
+    def new(cls, *, owner_id: str, at: datetime, **data: Any) -> "Memory":
+        """Memory(owner_id=owner_id, created_at=at, updated_at=at, **data), built from
+        positional values: Model.__init__ takes 22 µs for keyword arguments and 5 µs
+        for positional ones, and a batch builds a hundred memories. Each field absent
+        from data gets its default exactly as Model.__init__ would give it."""
+        data = {"owner_id": owner_id, "created_at": at, "updated_at": at, **data}
+        # content, value and metadata are properties over the envelope (see _enveloped).
+        data["envelope"] = [
+            data.pop("content", ""),
+            data.pop("value", None),
+            data.pop("metadata") if "metadata" in data else {},
+        ]
+        values = [data.pop(name) if name in data else default() for name, default in _DEFAULTS]
+        if data:
+            raise TypeError(f"Memory.new() got unexpected fields: {', '.join(sorted(data))}")
+        return cls(*values)
 
     def prepare_save(self, update_fields) -> set[str] | None:
         """Measure the content and seal the envelope; return the fields that a save of
@@ -473,6 +492,11 @@ class Memory(models.Model):
     def key_words(self) -> str:
         """The key as words (`ui_theme` -> `ui theme`), indexed in a domain of their own."""
         return (self.key or "").replace("_", " ").replace("-", " ").replace(".", " ")
+
+
+# Each concrete field of Memory in order, with the callable Model.__init__ takes its
+# default from (field._get_default: a constant, uuid4, timezone.now, ...), for Memory.new.
+_DEFAULTS = [(field.attname, field._get_default) for field in Memory._meta.concrete_fields]
 
 
 class MemoryTerm(models.Model):

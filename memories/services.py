@@ -89,9 +89,13 @@ def content_hash(*, owner_id: str, user_id: str, content: str) -> int:
     return _term_hash(crypto.index_keys()[0], Domain.CONTENT, owner_id, user_id, normalised)
 
 
-def _prepare_index(memory: Memory) -> dict[int, int]:
+def _prepare_index(memory: Memory, hashes: dict | None = None) -> dict[int, int]:
     """Set the memory's index bookkeeping and return its terms: keyed hash -> frequency.
-    At most text.MAX_TERMS_PER_MEMORY distinct words are indexed per domain."""
+    At most text.MAX_TERMS_PER_MEMORY distinct words are indexed per domain. hashes: the
+    term hashes already computed by this call's caller for other memories ((scope, stem)
+    -> hash, under the same primary key), filled in here: a batch of one user's memories
+    repeats words, and each hash costs more than the look-up. Kept for one call only, so
+    no plaintext word outlives its request."""
     domains = {
         Domain.WORD: text.index_terms(memory.searchable_text()),
         Domain.KEY: text.index_terms(memory.key_words()),
@@ -102,10 +106,13 @@ def _prepare_index(memory: Memory) -> dict[int, int]:
     owner_id, user_id = memory.owner_id, memory.user_id
     memory.content_hash = content_hash(owner_id=owner_id, user_id=user_id, content=memory.content)
     terms: dict[int, int] = {}
+    hashes = {} if hashes is None else hashes
     for domain, counts in domains.items():
         scope = _scope(domain, owner_id, user_id)
         for stem, tf in counts.items():
-            term = _scoped_hash(primary, scope, stem)
+            term = hashes.get((scope, stem))
+            if term is None:
+                term = hashes[scope, stem] = _scoped_hash(primary, scope, stem)
             terms[term] = terms.get(term, 0) + tf  # two stems, one 64-bit hash: count once
     return {term: min(tf, 32767) for term, tf in terms.items()}
 
@@ -223,8 +230,14 @@ def _timestamp_text(value: datetime) -> str:
 
 @functools.cache
 def _insert_fields(model: type[Model]) -> list[Any]:
-    """The columns an INSERT gives: all but a database-generated id."""
-    return [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+    """The columns an INSERT gives: all but a database-generated id and the columns a new
+    row leaves NULL (Memory.LEGACY_FIELDS)."""
+    unwritten = getattr(model, "LEGACY_FIELDS", ())
+    return [
+        f
+        for f in model._meta.concrete_fields
+        if not isinstance(f, AutoFieldMixin) and f.name not in unwritten
+    ]
 
 
 @functools.cache
@@ -315,11 +328,15 @@ def _insert_terms(memory: Memory, terms: dict[int, int]) -> None:
             cursor.execute(sql, [value for row in chunk for value in row])
 
 
-def _row_values(instance: Model, db: BaseDatabaseWrapper) -> list[Any]:
-    """The instance's column values as its fields prepare them (encryption included)."""
+def _row_values(instance: Any, db: BaseDatabaseWrapper, *, literal: bool = False) -> list[Any]:
+    """The instance's column values as its fields prepare them (encryption included).
+    instance: a model instance, or a VersionRow. literal: for _array_literal, which writes
+    numbers as they are (the driver's typed wrappers serve a server-side binding only)."""
     return [
         getattr(instance, name) if prepare is None else prepare(instance, db)
-        for name, prepare in _preparers(type(instance), db.vendor)
+        for name, prepare in _preparers(
+            getattr(instance, "row_model", type(instance)), db.vendor, literal
+        )
     ]
 
 
@@ -333,11 +350,13 @@ _INTEGER_FIELDS: tuple[type, ...] = (
     models.PositiveSmallIntegerField, models.PositiveBigIntegerField,
 )  # fmt: skip
 
-Preparer = Callable[[Model, BaseDatabaseWrapper], Any]
+Preparer = Callable[[Any, BaseDatabaseWrapper], Any]
 
 
 @functools.cache
-def _preparers(model: type[Model], vendor: str) -> list[tuple[str, Preparer | None]]:
+def _preparers(
+    model: type[Model], vendor: str, literal: bool = False
+) -> list[tuple[str, Preparer | None]]:
     """For each column _insert_fields gives: its attribute and how to prepare it for the
     given database connection (None: as it is). On PostgreSQL the common field classes
     skip get_db_prep_save's chain of calls (half of a batch's row building): the
@@ -351,8 +370,10 @@ def _preparers(model: type[Model], vendor: str) -> list[tuple[str, Preparer | No
         prepare: Preparer | None
         if vendor != "postgresql" or auto_time:
             prepare = functools.partial(_prepared, field)
-        elif kind in _AS_IS_FIELDS or (
-            kind is models.ForeignKey and type(field.target_field) is models.UUIDField
+        elif (
+            kind in _AS_IS_FIELDS
+            or (kind is models.ForeignKey and type(field.target_field) is models.UUIDField)
+            or (literal and (kind is models.FloatField or kind in _INTEGER_FIELDS))
         ):
             prepare = None
         elif kind is models.FloatField:
@@ -365,23 +386,22 @@ def _preparers(model: type[Model], vendor: str) -> list[tuple[str, Preparer | No
     return preparers
 
 
-def _prepared(field: Any, instance: Model, db: BaseDatabaseWrapper) -> Any:
+def _prepared(field: Any, instance: Any, db: BaseDatabaseWrapper) -> Any:
     return field.get_db_prep_save(field.pre_save(instance, True), db)
 
 
-def _as_float(name: str, instance: Model, db: BaseDatabaseWrapper) -> Any:
+def _as_float(name: str, instance: Any, db: BaseDatabaseWrapper) -> Any:
     value = getattr(instance, name)
     return value if value is None else float(value)
 
 
-def _as_integer(name: str, internal_type: str, instance: Model, db: BaseDatabaseWrapper) -> Any:
+def _as_integer(name: str, internal_type: str, instance: Any, db: BaseDatabaseWrapper) -> Any:
     value = getattr(instance, name)
     return value if value is None else db.ops.adapt_integerfield_value(value, internal_type)
 
 
 def _insert_created(
     memories: list[Memory],
-    versions: list,
     terms: list[dict[int, int]],
     *,
     keep: list | None = None,
@@ -390,10 +410,15 @@ def _insert_created(
     keep (PostgreSQL): Keep.params(), to keep an Idempotency-Key's response in the same
     statement; False when the key was not free, and nothing was written."""
     db = connections[DEFAULT_DB_ALIAS]
+    created = MemoryVersion.Event.CREATED
     if db.vendor == "postgresql":
+        many = len(memories) > 1  # arrays, as literals (_rows_params)
         params = [] if keep is None else list(keep)
-        params += _rows_params([_row_values(memory, db) for memory in memories])
-        params += _rows_params([_row_values(version, db) for version in versions])
+        params += _rows_params([_row_values(memory, db, literal=many) for memory in memories])
+        params += _rows_params([
+            _row_values(VersionRow(memory, event=created, number=1), db, literal=many)
+            for memory in memories
+        ])  # fmt: skip
         params += _term_array_params(memories, terms, db)
         sql = _create_sql(db.alias, min(len(memories), 2), keep=keep is not None)
         # Prepared for a single create only: a batch's statement is planned in a small part
@@ -408,12 +433,14 @@ def _insert_created(
             cursor.execute(sql, params)
             if keep is not None and cursor.fetchone() is None:
                 return False
-        for instance in (*memories, *versions):
-            instance._state.adding, instance._state.db = False, db.alias
+        for memory in memories:
+            memory._state.adding, memory._state.db = False, db.alias
         return True
     with transaction.atomic():
         Memory.objects.bulk_create(memories)
-        MemoryVersion.objects.bulk_create(versions)
+        MemoryVersion.objects.bulk_create(
+            [VersionRow(memory, event=created, number=1).instance() for memory in memories]
+        )
         for memory, memory_terms in zip(memories, terms, strict=True):
             _insert_terms(memory, memory_terms)
     return True
@@ -449,16 +476,16 @@ def create_memories(
     request's Idempotency-Key, kept by the same statement; when the key is not free,
     nothing is written and keep.refuse() answers instead (replay, 422 or 409)."""
     now = now or timezone.now()
-    memories, versions, terms = [], [], []
+    memories, terms = [], []
+    hashes: dict = {}
     for data in items:
-        memory = Memory(owner_id=owner_id, created_at=now, updated_at=now, **data)
+        memory = Memory.new(owner_id=owner_id, at=now, **data)
         memory.apply_ttl()
         memory.measure_content()
-        terms.append(_prepare_index(memory))
+        terms.append(_prepare_index(memory, hashes))
         memories.append(memory)
-        versions.append(_version(memory, event=MemoryVersion.Event.CREATED, number=1))
     kept = None if keep is None else keep.params(memories, now=now)
-    if not _insert_created(memories, versions, terms, keep=kept) and keep is not None:
+    if not _insert_created(memories, terms, keep=kept) and keep is not None:
         keep.refuse()
     analyze.note_created(len(memories))
     # The embeddings API is a network call: made after commit, off the request's path.
@@ -472,16 +499,25 @@ def create_memory(*, owner_id: str, data: dict, now: datetime | None = None) -> 
     return create_memories(owner_id=owner_id, items=[data], now=now)[0]
 
 
-def _version(memory: Memory, *, event: str, number: int) -> MemoryVersion:
-    return MemoryVersion(
-        memory=memory,
-        owner_id=memory.owner_id,
-        user_id=memory.user_id,
-        version=number,
-        event=event,
-        recorded_at=memory.updated_at,
-        snapshot=memory.snapshot(),
-    )
+class VersionRow:
+    """A MemoryVersion row of the memory's current state, as attributes named like the
+    model's (what _row_values reads), without a model instance: Model.__init__ cost a
+    batch more than the rest of the version's row."""
+
+    row_model = MemoryVersion
+    __slots__ = ("event", "memory_id", "owner_id", "recorded_at", "snapshot", "user_id", "version")
+
+    def __init__(self, memory: Memory, *, event: str, number: int) -> None:
+        self.memory_id = memory.pk
+        self.owner_id = memory.owner_id
+        self.user_id = memory.user_id
+        self.version = number
+        self.event = event
+        self.recorded_at = memory.updated_at
+        self.snapshot = memory.snapshot()
+
+    def instance(self) -> MemoryVersion:
+        return MemoryVersion(**{name: getattr(self, name) for name in self.__slots__})
 
 
 @functools.cache
@@ -514,7 +550,7 @@ def _version_sql(alias: str) -> tuple[str, str]:
 
 def _version_params(memory: Memory, *, event: str, db) -> list:
     """_version_sql's parameters (trim's first, on PostgreSQL) for the memory's state."""
-    version = _version(memory, event=event, number=0)
+    version = VersionRow(memory, event=event, number=0)
     params = [
         field.get_db_prep_save(field.pre_save(version, True), db)
         for field in _insert_fields(MemoryVersion)
