@@ -1,5 +1,5 @@
-"""The covering indexes: INCLUDE columns on PostgreSQL, no warning on SQLite, and
-migrations that match the models."""
+"""The covering indexes: INCLUDE columns on PostgreSQL, no warning on SQLite, no
+planner statistics for ciphertext, and migrations that match the models."""
 
 import subprocess
 import sys
@@ -29,6 +29,33 @@ def test_covering_indexes_include_their_columns_on_postgresql():
     assert set(definitions) == set(COVERING)
     for name, columns in COVERING.items():
         assert f" INCLUDE {columns}" in definitions[name], definitions[name]
+
+
+@pytest.mark.django_db
+def test_no_planner_statistics_are_kept_for_any_encrypted_column():
+    from django.apps import apps
+
+    from memories.models import EncryptedJSONField, EncryptedTextField, EncryptedVectorField
+
+    encrypted = (EncryptedTextField, EncryptedJSONField, EncryptedVectorField)
+    columns = {
+        (model._meta.db_table, field.column)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, encrypted)
+    }
+    assert ("memories_memory", "envelope") in columns
+    assert len(columns) >= 7
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, a.attname, a.attstattarget FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = ANY(%s) AND a.attnum > 0",
+            [sorted({table for table, _ in columns})],
+        )
+        targets = {(table, column): target for table, column, target in cursor.fetchall()}
+    assert {column: targets[column] for column in columns} == dict.fromkeys(columns, 0)
+    # Every other column keeps the default target.
+    assert targets[("memories_memory", "user_id")] == -1
 
 
 @pytest.mark.django_db
