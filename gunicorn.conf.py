@@ -61,7 +61,14 @@ bind = f"0.0.0.0:{os.environ.get('PORT') or 10000}"
 # (chat with extract=true makes two).
 timeout = 120
 graceful_timeout = 20
-keepalive = 5
+# No keep-alive: each request is accepted by whichever process is free first. A kept
+# connection stays with the process that accepted it, so a few busy clients (a proxy's
+# pooled connections, a load test's) could pile onto one process while another idled,
+# its threads sharing one interpreter lock, one CPU: 8 connections split 5 and 3 or 6 and
+# 2 ran create at 125-150 req/s where 4 and 4 ran 240 (bench/run.py; docs/PERFORMANCE.md,
+# "Keep-alive and worker balance"). A new local connection costs far less than that.
+# GUNICORN_CMD_ARGS="--keep-alive 5" restores keep-alive.
+keepalive = 0
 # Application logs are JSON lines on stderr; gunicorn's access log would repeat them.
 accesslog = None
 errorlog = "-"

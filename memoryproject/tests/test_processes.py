@@ -34,6 +34,23 @@ def test_procfile_web_serves_health_and_the_api(start_server):
     assert [m["id"] for m in listed] == [body["id"]]
 
 
+def test_each_response_closes_its_connection_so_any_free_worker_takes_the_next(start_server):
+    # A keep-alive connection stays with the process that accepted it: a few busy clients
+    # could load one process while the other idles (gunicorn.conf.py, keepalive).
+    import http.client
+
+    server = start_server(workers=2)
+    connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=10)
+    for _ in range(3):
+        connection.request("GET", "/health", headers={"Connection": "keep-alive"})
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Connection") == "close"
+        response.read()
+        assert connection.sock is None  # closed by the server's answer; the next reconnects
+    connection.close()
+
+
 def test_procfile_release_runs_migrations():
     release = next(
         line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("release:")
