@@ -1,8 +1,13 @@
 from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.fields import SkipField, empty, get_error_detail
+from rest_framework.utils import html
 
 from memories.fieldcopy import ShallowFieldCopies
 from memories.models import (
@@ -86,6 +91,7 @@ class MetadataField(serializers.JSONField):
 
 
 UNKNOWN_FIELD = "Unknown field."
+_STOCK_RUN_VALIDATION = (serializers.Field.run_validation, serializers.CharField.run_validation)
 
 
 class JsonObjectSerializer(serializers.Serializer):
@@ -108,6 +114,59 @@ class JsonObjectSerializer(serializers.Serializer):
         if self.validators:
             super().run_validators(value)
 
+    def _fields_to_internal_value(self, data: dict) -> dict:
+        """DRF's Serializer.to_internal_value, with one shortcut: a field absent from the
+        object whose absence DRF answers with SkipField (not required and no default, or
+        any field of a partial update) is passed over before DRF's get_value,
+        run_validation and the exception's round trip. Most bodies give 5 of 14 fields,
+        and the skipped ones took a third of validating each item of a batch. Every
+        other field, and input that is not a plain JSON object (a QueryDict's missing
+        checkbox means False), goes through DRF's loop unchanged."""
+        if html.is_html_input(data):
+            return super().to_internal_value(data)
+        partial = getattr(self.root, "partial", False)
+        ret: dict = {}
+        errors: dict = {}
+        for field, name, validate_method, stock, optional in self._field_plan:
+            if stock and (partial or optional) and name not in data:
+                continue
+            try:
+                validated_value = field.run_validation(field.get_value(data))
+                if validate_method is not None:
+                    validated_value = validate_method(validated_value)
+            except serializers.ValidationError as exc:
+                errors[name] = exc.detail
+            except DjangoValidationError as exc:
+                errors[name] = get_error_detail(exc)
+            except SkipField:
+                pass
+            else:
+                self.set_value(ret, field.source_attrs, validated_value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return ret
+
+    @cached_property
+    def _field_plan(self) -> list[tuple[serializers.Field, str, Any, bool, bool]]:
+        """Per writable field: (field, name, its validate_<name> method or None, stock,
+        optional). Stock: the field reads and checks an absent value exactly as DRF's
+        Field does (get_value, validate_empty_values, get_default; run_validation as Field
+        or CharField, which passes an absent value on), so its absence may be skipped.
+        Optional: not required and without a default, so DRF skips it when absent."""
+        plan = []
+        for field in self._writable_fields:
+            kind = type(field)
+            stock = (
+                kind.get_value is serializers.Field.get_value
+                and kind.validate_empty_values is serializers.Field.validate_empty_values
+                and kind.get_default is serializers.Field.get_default
+                and kind.run_validation in _STOCK_RUN_VALIDATION
+            )
+            optional = not field.required and field.default is empty
+            validate_method = getattr(self, "validate_" + field.field_name, None)
+            plan.append((field, field.field_name, validate_method, stock, optional))
+        return plan
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             message = "The request body must be" if self.root is self else "Must be"
@@ -115,7 +174,7 @@ class JsonObjectSerializer(serializers.Serializer):
         fields = self.fields
         unknown = {name: [UNKNOWN_FIELD] for name in data if name not in fields}
         try:
-            validated = super().to_internal_value(data)
+            validated = self._fields_to_internal_value(data)
         except serializers.ValidationError as exc:
             if not unknown:
                 raise
