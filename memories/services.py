@@ -96,10 +96,10 @@ def _prepare_index(memory: Memory, hashes: dict | None = None) -> dict[int, int]
     -> hash, under the same primary key), filled in here: a batch of one user's memories
     repeats words, and each hash costs more than the look-up. Kept for one call only, so
     no plaintext word outlives its request."""
-    domains = {
-        Domain.WORD: text.index_terms(memory.searchable_text()),
-        Domain.KEY: text.index_terms(memory.key_words()),
-    }
+    domains = {Domain.WORD: text.index_terms(memory.searchable_text())}
+    key_words = memory.key_words()
+    if key_words:  # most memories have no key: no words to index there
+        domains[Domain.KEY] = text.index_terms(key_words)
     memory.term_count = sum(sum(counts.values()) for counts in domains.values())
     memory.index_version = text.INDEX_VERSION
     primary = crypto.index_keys()[0]
