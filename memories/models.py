@@ -380,7 +380,7 @@ class Memory(models.Model):
         values = [data.pop(name) if name in data else default() for name, default in _DEFAULTS]
         if data:
             raise TypeError(f"Memory.new() got unexpected fields: {', '.join(sorted(data))}")
-        return cls(*values)
+        return cls(*values)  # type: ignore[misc]  # positional, in concrete field order
 
     def prepare_save(self, update_fields) -> set[str] | None:
         """Measure the content and seal the envelope; return the fields that a save of
@@ -496,7 +496,10 @@ class Memory(models.Model):
 
 # Each concrete field of Memory in order, with the callable Model.__init__ takes its
 # default from (field._get_default: a constant, uuid4, timezone.now, ...), for Memory.new.
-_DEFAULTS = [(field.attname, field._get_default) for field in Memory._meta.concrete_fields]
+_DEFAULTS = [
+    (field.attname, field._get_default)  # type: ignore[attr-defined]  # Django's cached callable
+    for field in Memory._meta.concrete_fields
+]
 
 
 class MemoryTerm(models.Model):

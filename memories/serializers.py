@@ -1,6 +1,6 @@
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
@@ -163,8 +163,9 @@ class JsonObjectSerializer(serializers.Serializer):
                 and kind.run_validation in _STOCK_RUN_VALIDATION
             )
             optional = not field.required and field.default is empty
-            validate_method = getattr(self, "validate_" + field.field_name, None)
-            plan.append((field, field.field_name, validate_method, stock, optional))
+            name = cast(str, field.field_name)  # bound: named
+            validate_method = getattr(self, "validate_" + name, None)
+            plan.append((field, name, validate_method, stock, optional))
         return plan
 
     def to_internal_value(self, data):

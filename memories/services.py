@@ -334,10 +334,12 @@ def _row_values(instance: Any, db: BaseDatabaseWrapper, *, literal: bool = False
     numbers as they are (the driver's typed wrappers serve a server-side binding only)."""
     return [
         getattr(instance, name) if prepare is None else prepare(instance, db)
-        for name, prepare in _preparers(
-            getattr(instance, "row_model", type(instance)), db.vendor, literal
-        )
+        for name, prepare in _preparers(_row_model(instance), db.vendor, literal)
     ]
+
+
+def _row_model(instance: Any) -> type[Model]:
+    return instance.row_model if isinstance(instance, VersionRow) else type(instance)
 
 
 # Field classes whose prepared value is the Python value itself, for the values a

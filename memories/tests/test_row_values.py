@@ -86,7 +86,7 @@ awkward = st.sampled_from(['"', "\\", "{", "}", ",", " ", "NULL", "null", "", "Ã
 storable_text = st.lists(
     st.one_of(
         awkward,
-        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+        st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")),
     ),
     max_size=4,
 ).map("".join)

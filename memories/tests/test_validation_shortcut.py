@@ -13,8 +13,9 @@ from memories.tests.test_properties import json_values
 
 
 def subclasses(cls: type) -> list[type]:
-    found = []
-    for sub in cls.__subclasses__():
+    found: list[type] = []
+    direct: list[type] = cls.__subclasses__()
+    for sub in direct:
         found += [sub, *subclasses(sub)]
     return found
 
