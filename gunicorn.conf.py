@@ -67,7 +67,9 @@ graceful_timeout = 20
 # its threads sharing one interpreter lock, one CPU: 8 connections split 5 and 3 or 6 and
 # 2 ran create at 125-150 req/s where 4 and 4 ran 240 (bench/run.py; docs/PERFORMANCE.md,
 # "Keep-alive and worker balance"). A new local connection costs far less than that.
-# GUNICORN_CMD_ARGS="--keep-alive 5" restores keep-alive.
+# GUNICORN_CMD_ARGS="--keep-alive 5" restores keep-alive. gunicorn also gives a new
+# connection that sends nothing for 5 s this long again before closing it: about a
+# second now, where it was 5 s.
 keepalive = 0
 # Application logs are JSON lines on stderr; gunicorn's access log would repeat them.
 accesslog = None

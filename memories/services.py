@@ -215,7 +215,9 @@ def _element(value: Any) -> str:
     if kind is str:
         text = value
     elif kind is datetime:
-        text = _timestamp_text(value)
+        # Cached for UTC only: in a zone with a fold, two equal-comparing datetimes can
+        # be an hour apart, and a cache would give both the first one's text.
+        text = _utc_text(value) if value.tzinfo is UTC else value.isoformat()
     else:  # int, float, bool: PostgreSQL reads their str() as the same value
         text = str(value)
     if '"' in text or "\\" in text:
@@ -224,7 +226,7 @@ def _element(value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=256)  # a batch's rows share one clock reading
-def _timestamp_text(value: datetime) -> str:
+def _utc_text(value: datetime) -> str:
     return value.isoformat()
 
 

@@ -4,7 +4,10 @@ ANALYZE sorts and counts each column's sampled values; for ciphertext every valu
 distinct and no query filters, joins or sorts on it, so those statistics cost ANALYZE
 about a third of its time on memories (210 against 150 ms at 20,000 rows) and tell the
 planner nothing. memories.analyze runs ANALYZE after bulk writes, so this is paid again
-at every tenth of growth. A statistics target of 0 skips the column.
+at every tenth of growth. A statistics target of 0 skips the column. The planner then
+takes these columns' width from a default guess (their rows are wider than it thinks,
+which only matters to the cost of sorting or hashing whole rows); on a database that was
+analyzed before, the old statistics stay until the next full re-creation of the table.
 """
 
 from django.db import migrations

@@ -53,6 +53,32 @@ def test_the_shortcut_validates_exactly_as_drf_does(cls, partial):
     check()
 
 
+@pytest.mark.django_db
+def test_a_change_of_an_existing_memory_validates_as_drf_does():
+    from memories.serializers import MemorySerializer
+    from memories.tests.factories import make_memory
+
+    memory = make_memory("acme", user_id="u1", content="Lives in Lisbon", key="city")
+    for data in ({}, {"importance": 9}, {"content": ""}, {"key": None, "ttl_seconds": 60}):
+        ours = MemorySerializer(memory, data=data, partial=True)
+        theirs = MemorySerializer(memory, data=data, partial=True)
+        assert outcome(ours._fields_to_internal_value, data) == outcome(
+            lambda d, s=theirs: serializers.Serializer.to_internal_value(s, d), data
+        )
+
+
+def test_form_input_takes_drfs_own_loop():
+    from django.http import QueryDict
+
+    from memories.serializers import MemorySerializer
+
+    form = QueryDict("user_id=u1&type=fact&content=x")
+    serializer = MemorySerializer(data=form)
+    assert outcome(serializer._fields_to_internal_value, form) == outcome(
+        lambda d: serializers.Serializer.to_internal_value(MemorySerializer(data=form), d), form
+    )
+
+
 def test_an_absent_optional_field_is_skipped_and_a_required_one_is_not():
     from memories.serializers import MemorySerializer
 
