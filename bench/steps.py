@@ -160,7 +160,7 @@ def batch_costs(*, owner: str, bodies: list[dict]) -> None:
     from psycopg import ClientCursor
 
     from memories import services
-    from memories.models import Memory, MemoryVersion
+    from memories.models import MemoryVersion
     from memories.serializers import MemoryBatchSerializer, memory_payload
 
     count = len(bodies)
@@ -182,15 +182,9 @@ def batch_costs(*, owner: str, bodies: list[dict]) -> None:
     now = timezone.now()
 
     def build():
-        memories = []
-        for item in items:
-            memory = Memory.new(owner_id=owner, at=now, **item)
-            memory.apply_ttl()
-            memory.measure_content()
-            memories.append(memory)
-        return memories
+        return [services._new_memory(owner_id=owner, at=now, data=item) for item in items]
 
-    report("Memory.new(**item) + apply_ttl + measure_content", per(cost(build, 50)))
+    report("_new_memory (Memory.new, expiry, sizes)", per(cost(build, 50)))
     memories = build()
     report("_prepare_index", per(cost(lambda: [services._prepare_index(m) for m in memories], 50)))
     terms = [services._prepare_index(m) for m in memories]
@@ -211,11 +205,9 @@ def batch_costs(*, owner: str, bodies: list[dict]) -> None:
     )
 
     def params():
-        out = services._rows_params([services._row_values(m, db, literal=True) for m in memories])
-        out += services._rows_params([services._row_values(v, db, literal=True) for v in rows])
-        return out + services._term_array_params(memories, terms, db)
+        return services._create_params(memories, terms, db)
 
-    report("all statement parameters", per(cost(params, 50)))
+    report("all statement parameters (_create_params)", per(cost(params, 50)))
     sql = services._create_sql(db.alias, 2)
     values = params()
     mogrify = ClientCursor(db.connection).mogrify

@@ -404,6 +404,28 @@ def _as_integer(name: str, internal_type: str, instance: Any, db: BaseDatabaseWr
     return value if value is None else db.ops.adapt_integerfield_value(value, internal_type)
 
 
+def _new_memory(*, owner_id: str, at: datetime, data: dict) -> Memory:
+    """An unsaved memory from validated data, its expiry and measured sizes set."""
+    memory = Memory.new(owner_id=owner_id, at=at, **data)
+    memory.apply_ttl()
+    memory.measure_content()
+    return memory
+
+
+def _create_params(memories: list[Memory], terms: list[dict[int, int]], db) -> list:
+    """_create_sql's parameters after the kept key's: the memories' rows, their first
+    versions' rows and their index rows (arrays as literals for more than one memory,
+    as _rows_params sends them)."""
+    literal = len(memories) > 1
+    created = MemoryVersion.Event.CREATED
+    params = _rows_params([_row_values(memory, db, literal=literal) for memory in memories])
+    params += _rows_params([
+        _row_values(VersionRow(memory, event=created, number=1), db, literal=literal)
+        for memory in memories
+    ])  # fmt: skip
+    return params + _term_array_params(memories, terms, db)
+
+
 def _insert_created(
     memories: list[Memory],
     terms: list[dict[int, int]],
@@ -414,16 +436,8 @@ def _insert_created(
     keep (PostgreSQL): Keep.params(), to keep an Idempotency-Key's response in the same
     statement; False when the key was not free, and nothing was written."""
     db = connections[DEFAULT_DB_ALIAS]
-    created = MemoryVersion.Event.CREATED
     if db.vendor == "postgresql":
-        many = len(memories) > 1  # arrays, as literals (_rows_params)
-        params = [] if keep is None else list(keep)
-        params += _rows_params([_row_values(memory, db, literal=many) for memory in memories])
-        params += _rows_params([
-            _row_values(VersionRow(memory, event=created, number=1), db, literal=many)
-            for memory in memories
-        ])  # fmt: skip
-        params += _term_array_params(memories, terms, db)
+        params = [*([] if keep is None else keep), *_create_params(memories, terms, db)]
         sql = _create_sql(db.alias, min(len(memories), 2), keep=keep is not None)
         # Prepared for a single create only: a batch's statement is planned in a small part
         # of its time, and psycopg dumps its arrays for a server-side binding in Python, at
@@ -442,6 +456,7 @@ def _insert_created(
         return True
     with transaction.atomic():
         Memory.objects.bulk_create(memories)
+        created = MemoryVersion.Event.CREATED
         MemoryVersion.objects.bulk_create(
             [VersionRow(memory, event=created, number=1).instance() for memory in memories]
         )
@@ -483,9 +498,7 @@ def create_memories(
     memories, terms = [], []
     hashes: dict = {}
     for data in items:
-        memory = Memory.new(owner_id=owner_id, at=now, **data)
-        memory.apply_ttl()
-        memory.measure_content()
+        memory = _new_memory(owner_id=owner_id, at=now, data=data)
         terms.append(_prepare_index(memory, hashes))
         memories.append(memory)
     kept = None if keep is None else keep.params(memories, now=now)
